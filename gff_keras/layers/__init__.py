@@ -1,0 +1,23 @@
+"""Keras layers of the GFF network and its baselines."""
+
+from gff_keras.layers.add_fusion import AddFusion
+from gff_keras.layers.bilinear_resize import BilinearResize
+from gff_keras.layers.concat_fusion import ConcatFusion
+from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.dense_feature_pyramid import DenseFeaturePyramid
+from gff_keras.layers.fpn_fusion import FPNFusion
+from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
+from gff_keras.layers.gated_fully_fusion import GatedFullyFusion
+from gff_keras.layers.pyramid_pooling import PyramidPooling
+
+__all__ = [
+    "AddFusion",
+    "BilinearResize",
+    "ConcatFusion",
+    "ConvBNReLU",
+    "DenseFeaturePyramid",
+    "FPNFusion",
+    "GatedFPNFusion",
+    "GatedFullyFusion",
+    "PyramidPooling",
+]

@@ -1,0 +1,91 @@
+"""Bilinear resizing helpers shared by the fusion layers.
+
+Keras 3.14 to 3.15.1 cannot export `keras.ops.image.resize` or
+`UpSampling2D(interpolation="bilinear")` when the target size is a tensor
+known only at run time (keras issues 22079 and 23315), and every resize in
+this model targets the run-time size of another feature map. `tf.image.resize`
+inside a layer traces and exports correctly, so these helpers use it. Its
+bilinear mode samples at half-pixel centres, which equals PyTorch's
+`align_corners=False`.
+"""
+
+import tensorflow as tf
+
+
+def spatial_size(tensor):
+    """Returns `[height, width]` of an NHWC tensor, static where known."""
+    static = tensor.shape[1:3]
+    if static[0] is not None and static[1] is not None:
+        return [int(static[0]), int(static[1])]
+    return tf.shape(tensor)[1:3]
+
+
+def resize_bilinear(tensor, size):
+    """Bilinearly resizes an NHWC tensor to `size`, keeping its dtype.
+
+    The resize is skipped when both sizes are known statically and equal;
+    resizing to the same size with half-pixel centres is the identity anyway.
+
+    Args:
+        tensor: `[batch, height, width, channels]` tensor.
+        size: `[height, width]` as Python ints or an int32 tensor.
+
+    Returns:
+        The resized tensor, in `tensor`'s dtype.
+    """
+    if isinstance(size, (list, tuple)) and all(
+        isinstance(s, int) for s in size
+    ):
+        if list(tensor.shape[1:3]) == list(size):
+            return tensor
+    resized = tf.image.resize(tensor, size, method="bilinear")
+    return tf.cast(resized, tensor.dtype)
+
+
+def resize_like(tensor, reference):
+    """Bilinearly resizes `tensor` to the spatial size of `reference`."""
+    return resize_bilinear(tensor, spatial_size(reference))
+
+
+def validate_levels(input_shape, layer_name, min_levels=2):
+    """Checks that a fusion layer receives a list of NHWC feature maps.
+
+    Args:
+        input_shape: the list of shapes passed to `build`.
+        layer_name: the layer's name, for error messages.
+        min_levels: the fewest levels the layer accepts.
+
+    Returns:
+        The channel count shared by all levels.
+
+    Raises:
+        ValueError: if the input is not a list of at least `min_levels`
+            rank-4 shapes with one channel count.
+    """
+    if not isinstance(input_shape, (list, tuple)) or not all(
+        isinstance(s, (list, tuple)) for s in input_shape
+    ):
+        raise ValueError(
+            f"`{layer_name}` expects a list of feature maps "
+            f"[batch, height, width, channels]; received shape {input_shape}."
+        )
+    if len(input_shape) < min_levels:
+        raise ValueError(
+            f"`{layer_name}` expects at least {min_levels} feature maps; "
+            f"received {len(input_shape)}: {input_shape}."
+        )
+    for shape in input_shape:
+        if len(shape) != 4:
+            raise ValueError(
+                f"`{layer_name}` expects rank-4 feature maps "
+                f"[batch, height, width, channels]; received shapes "
+                f"{input_shape}."
+            )
+    channels = {shape[-1] for shape in input_shape}
+    if len(channels) != 1 or None in channels:
+        raise ValueError(
+            f"`{layer_name}` expects every level to have the same known "
+            f"channel count (reduce them with a 1x1 `ConvBNReLU` first); "
+            f"received shapes {input_shape}."
+        )
+    return channels.pop()

@@ -1,0 +1,5 @@
+"""Segmentation models."""
+
+from gff_keras.models.gffnet import GFFNet
+
+__all__ = ["GFFNet"]

@@ -1,0 +1,429 @@
+import keras
+
+from gff_keras.backbones.dilated_resnet import FEATURE_NAMES
+from gff_keras.backbones.dilated_resnet import DilatedResNet
+from gff_keras.backbones.imagenet_weights import load_imagenet_weights
+from gff_keras.layers.add_fusion import AddFusion
+from gff_keras.layers.bilinear_resize import BilinearResize
+from gff_keras.layers.concat_fusion import ConcatFusion
+from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.dense_feature_pyramid import DenseFeaturePyramid
+from gff_keras.layers.fpn_fusion import FPNFusion
+from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
+from gff_keras.layers.gated_fully_fusion import GatedFullyFusion
+from gff_keras.layers.pyramid_pooling import PyramidPooling
+from gff_keras.training.segmentation_loss import SegmentationLoss
+
+FUSIONS = ("none", "concat", "add", "fpn", "gated_fpn", "gff")
+GATED_FUSIONS = ("gff", "gated_fpn")
+LEVEL_RESOLUTIONS = ("native", "output_stride")
+AUX_HEAD_CHANNELS = 256
+
+
+def _backbone_from_name(name, output_stride, stem):
+    prefix = "resnet"
+    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+        raise ValueError(
+            "`backbone` must be a DilatedResNet or one of 'resnet18', "
+            f"'resnet34', 'resnet50', 'resnet101', 'resnet152'; received "
+            f"{name!r}."
+        )
+    return DilatedResNet(
+        depth=int(name[len(prefix) :]),
+        output_stride=output_stride,
+        stem=stem,
+        name="backbone",
+    )
+
+
+@keras.saving.register_keras_serializable(package="gff_keras")
+class GFFNet(keras.Model):
+    """Gated Fully Fusion network for semantic segmentation (paper Fig. 3).
+
+    A dilated ResNet feeds PSPNet's pyramid pooling module (PPM) at the top;
+    res2..res5 are reduced to `fused_channels` by 1x1 `ConvBNReLU`, fused
+    (`fusion`), refined by two 3x3 `ConvBNReLU` per level, passed through the
+    dense feature pyramid (`dfp`) and concatenated with the PPM output at the
+    finest level's resolution for a dropout + 1x1 classifier. Logits are
+    resized bilinearly to the input's resolution.
+
+    `fusion="none", dfp=False` is the PSPNet baseline: PPM output, dropout,
+    1x1 classifier at 1/8. `fusion="none", dfp=True` runs the dense feature
+    pyramid on the reduced, refined levels without fusing them.
+
+    When `aux_head=True`, calling the model with `training=True` returns
+    `(logits, aux_logits)`, where the auxiliary FCN head reads res4 (the
+    paper's "stage 3"); inference returns only the logits. `compile` without a
+    loss uses `SegmentationLoss(ignore_label)`, and the auxiliary loss is
+    added with weight `aux_loss_weight` (0.4 in the paper), so
+    `model.compile(optimizer=...)` then `model.fit(dataset)` on
+    `(images, labels)` batches trains it.
+
+    Inputs are float images `[batch, H, W, 3]` of any size, preprocessed like
+    `keras.applications.resnet` when ImageNet weights are used.
+
+    Args:
+        num_classes: int, number of classes.
+        backbone: `"resnet18"`, `"resnet34"`, `"resnet50"`, `"resnet101"`,
+            `"resnet152"` or a `DilatedResNet`. Defaults to `"resnet101"`.
+        fusion: one of `"none"`, `"concat"`, `"add"`, `"fpn"`,
+            `"gated_fpn"`, `"gff"`. Defaults to `"gff"`.
+        dfp: bool, add the dense feature pyramid. Defaults to `True`.
+        aux_head: bool, add the auxiliary head used in training. Defaults to
+            `True`.
+        output_stride: int, backbone output stride when `backbone` is a name.
+            Defaults to `8`.
+        stem: `"standard"` or `"deep"`, when `backbone` is a name. Defaults
+            to `"standard"`.
+        backbone_weights: `None`, `"imagenet"` or a weight file for
+            `load_imagenet_weights`, applied at construction. Defaults to
+            `None`. Not stored in the config (the weights are saved with the
+            model).
+        fused_channels: int, width of every fused level. Defaults to `256`.
+        ppm_channels: int, width of the PPM output. Defaults to `512`.
+        gate_channels: int, gate channels of the gated fusions: `1` (paper)
+            or `fused_channels` (authors' code). Defaults to `1`.
+        fusion_order: `"simultaneous"` (paper) or `"sequential"` (authors'
+            code), for `fusion="gff"`. Defaults to `"simultaneous"`.
+        level_resolution: `"native"` runs fusion and the per-level
+            convolutions at each level's own resolution (the paper's text);
+            `"output_stride"` first resizes every level to res5's size,
+            which is cheaper and classifies at 1/8. Defaults to `"native"`.
+        dfp_kernel_size: int, kernel of each dense feature pyramid block.
+            Defaults to `1`.
+        dropout: float, dropout before the classifiers. Defaults to `0.1`.
+        aux_loss_weight: float, weight of the auxiliary loss. Defaults to
+            `0.4`.
+        ignore_label: int, label skipped by the default loss. Defaults to
+            `255`.
+        input_shape: tuple, image shape. Defaults to `(None, None, 3)`.
+        **kwargs: base model arguments such as `name`.
+
+    Raises:
+        ValueError: for an unknown backbone, fusion, order or resolution.
+
+    Example:
+
+    >>> model = GFFNet(num_classes=5, backbone="resnet18")
+    >>> model.compile(optimizer="sgd")
+    >>> model.predict(keras.ops.zeros((1, 65, 97, 3)), verbose=0).shape
+    (1, 65, 97, 5)
+
+    Reference:
+        Li et al., "Gated Fully Fusion for Semantic Segmentation", AAAI 2020.
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        backbone="resnet101",
+        fusion="gff",
+        dfp=True,
+        aux_head=True,
+        output_stride=8,
+        stem="standard",
+        backbone_weights=None,
+        fused_channels=256,
+        ppm_channels=512,
+        gate_channels=1,
+        fusion_order="simultaneous",
+        level_resolution="native",
+        dfp_kernel_size=1,
+        dropout=0.1,
+        aux_loss_weight=0.4,
+        ignore_label=255,
+        input_shape=(None, None, 3),
+        **kwargs,
+    ):
+        if fusion not in FUSIONS:
+            raise ValueError(
+                f"`fusion` must be one of {FUSIONS}; received {fusion!r}."
+            )
+        if level_resolution not in LEVEL_RESOLUTIONS:
+            raise ValueError(
+                f"`level_resolution` must be one of {LEVEL_RESOLUTIONS}; "
+                f"received {level_resolution!r}."
+            )
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        backbone_name = backbone if isinstance(backbone, str) else None
+
+        # === Layers ===
+        if backbone_name is not None:
+            backbone = _backbone_from_name(backbone, output_stride, stem)
+        if not isinstance(backbone, DilatedResNet):
+            raise ValueError(
+                "`backbone` must be a DilatedResNet or a ResNet name; "
+                f"received {type(backbone).__name__}."
+            )
+        if backbone_weights is not None:
+            load_imagenet_weights(backbone, backbone_weights)
+        self.backbone = backbone
+        self.pyramid_pooling = PyramidPooling(
+            ppm_channels, name="pyramid_pooling"
+        )
+        multi_level = fusion != "none" or dfp
+        self.fusion_layer = self._make_fusion(
+            fusion, gate_channels, fusion_order
+        )
+        self.dense_feature_pyramid = (
+            DenseFeaturePyramid(
+                fused_channels,
+                kernel_size=dfp_kernel_size,
+                name="dense_feature_pyramid",
+            )
+            if dfp
+            else None
+        )
+        self.classifier_dropout = keras.layers.Dropout(
+            dropout, name="classifier_dropout"
+        )
+        self.classifier = keras.layers.Conv2D(num_classes, 1, name="classifier")
+        # Logits leave the model in float32 under mixed precision.
+        self.logits_resize = BilinearResize(dtype="float32", name="logits")
+        self.aux_head = (
+            keras.Sequential(
+                [
+                    ConvBNReLU(AUX_HEAD_CHANNELS, 3, name="aux_conv"),
+                    keras.layers.Dropout(dropout, name="aux_dropout"),
+                    keras.layers.Conv2D(num_classes, 1, name="aux_classifier"),
+                ],
+                name="aux_head",
+            )
+            if aux_head
+            else None
+        )
+
+        # === Functional Model ===
+        images = keras.Input(shape=input_shape, name="images")
+        features = backbone(images)
+        levels = [features[name] for name in FEATURE_NAMES]
+        context = self.pyramid_pooling(levels[-1])
+        gates = []
+        if multi_level:
+            reduced = [
+                ConvBNReLU(fused_channels, 1, name=f"reduce_{name}")(level)
+                for name, level in zip(FEATURE_NAMES, levels)
+            ]
+            if level_resolution == "output_stride":
+                reduced = [
+                    BilinearResize(name=f"resize_{name}")(x, levels[-1])
+                    for name, x in zip(FEATURE_NAMES, reduced)
+                ]
+            fused = reduced
+            if fusion in ("fpn", "gated_fpn"):
+                # The paper's FPN baseline fuses five maps: the PPM context
+                # is the top of the pyramid.
+                top = ConvBNReLU(fused_channels, 1, name="reduce_context")(
+                    context
+                )
+                fused = self.fusion_layer(reduced + [top])
+            elif self.fusion_layer is not None:
+                fused = self.fusion_layer(reduced)
+            if fusion in GATED_FUSIONS:
+                fused, gates = fused
+            fused = fused[: len(FEATURE_NAMES)]
+            refined = []
+            for name, x in zip(FEATURE_NAMES, fused):
+                for index in (1, 2):
+                    x = ConvBNReLU(
+                        fused_channels, 3, name=f"refine_{name}_{index}"
+                    )(x)
+                refined.append(x)
+            if self.dense_feature_pyramid is not None:
+                refined = self.dense_feature_pyramid([context] + refined)
+            finest = refined[0]
+            head = [context] + refined
+            head = [
+                BilinearResize(name=f"head_resize{index}")(x, finest)
+                for index, x in enumerate(head)
+            ]
+            head = keras.layers.Concatenate(name="head_concat")(head)
+        else:
+            head = context
+        logits = self.classifier(self.classifier_dropout(head))
+        logits = self.logits_resize(logits, images)
+        aux_logits = None
+        if self.aux_head is not None:
+            aux_logits = BilinearResize(dtype="float32", name="aux_logits")(
+                self.aux_head(levels[2]), images
+            )
+        super().__init__(inputs=images, outputs=logits, **kwargs)
+
+        # Views of the same graph (no extra weights): training also returns
+        # the auxiliary logits, and the gate maps can be read out.
+        self._training_view = (
+            keras.Model(
+                images, [logits, aux_logits], name=f"{self.name}_training"
+            )
+            if aux_logits is not None
+            else None
+        )
+        self._gate_view = (
+            keras.Model(images, [logits, gates], name=f"{self.name}_gates")
+            if gates
+            else None
+        )
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.backbone_name = backbone_name
+        self.fusion = fusion
+        self.dfp = dfp
+        self.use_aux_head = aux_head
+        self.output_stride = output_stride
+        self.stem = stem
+        self.fused_channels = fused_channels
+        self.ppm_channels = ppm_channels
+        self.gate_channels = gate_channels
+        self.fusion_order = fusion_order
+        self.level_resolution = level_resolution
+        self.dfp_kernel_size = dfp_kernel_size
+        self.dropout = dropout
+        self.aux_loss_weight = aux_loss_weight
+        self.ignore_label = ignore_label
+        self.image_shape = tuple(input_shape)
+        self._segmentation_loss = None
+
+    @staticmethod
+    def _make_fusion(fusion, gate_channels, fusion_order):
+        if fusion == "gff":
+            return GatedFullyFusion(
+                gate_channels=gate_channels,
+                order=fusion_order,
+                return_gates=True,
+                name="fusion",
+            )
+        if fusion == "gated_fpn":
+            return GatedFPNFusion(
+                gate_channels=gate_channels, return_gates=True, name="fusion"
+            )
+        layers = {"concat": ConcatFusion, "add": AddFusion, "fpn": FPNFusion}
+        return layers[fusion](name="fusion") if fusion in layers else None
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if training and self._training_view is not None:
+            logits, aux_logits = self._training_view(inputs, training=True)
+            return logits, aux_logits
+        return super().call(inputs, training=training, mask=mask, **kwargs)
+
+    def gate_maps(self, images):
+        """Returns `(logits, gates)` for a batch, in inference mode.
+
+        Args:
+            images: `[batch, H, W, 3]` preprocessed images.
+
+        Returns:
+            The logits and the list of gate maps, one per fused level
+            (finest first; `gated_fpn` adds the context level last), each
+            `[batch, H_i, W_i, gate_channels]` in `[0, 1]`.
+
+        Raises:
+            ValueError: if the model's fusion has no gates.
+        """
+        if self._gate_view is None:
+            raise ValueError(
+                f"fusion={self.fusion!r} has no gates; gate maps exist for "
+                f"{GATED_FUSIONS}."
+            )
+        logits, gates = self._gate_view(images, training=False)
+        return logits, list(gates)
+
+    def parameter_count(self, include_aux_head=False, trainable_only=True):
+        """Counts parameters the way the paper's Table 3 does.
+
+        Args:
+            include_aux_head: bool, count the auxiliary head (used only in
+                training). Defaults to `False`, as Table 3.
+            trainable_only: bool, skip BatchNorm moving statistics, matching
+                PyTorch's `parameters()`. Defaults to `True`.
+
+        Returns:
+            int, the number of scalars.
+        """
+        weights = self.trainable_weights if trainable_only else self.weights
+        excluded = set()
+        if self.aux_head is not None and not include_aux_head:
+            excluded = {id(w) for w in self.aux_head.weights}
+        return int(
+            sum(
+                int(keras.ops.size(w)) for w in weights if id(w) not in excluded
+            )
+        )
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """Configures training; without `loss`, uses `SegmentationLoss`.
+
+        Args:
+            optimizer: as `keras.Model.compile`.
+            loss: a loss for the logits, or `None` for
+                `SegmentationLoss(ignore_label=self.ignore_label)`. The same
+                loss is applied to the auxiliary logits, weighted by
+                `aux_loss_weight`.
+            **kwargs: other `keras.Model.compile` arguments.
+        """
+        if loss is None:
+            loss = SegmentationLoss(ignore_label=self.ignore_label)
+        if isinstance(loss, (str, dict, list, tuple)):
+            loss = keras.losses.get(loss)
+        self._segmentation_loss = loss
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        aux_logits = None
+        if isinstance(y_pred, (tuple, list)):
+            y_pred, aux_logits = y_pred
+        loss = super().compute_loss(
+            x=x,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=training,
+        )
+        if aux_logits is not None and self._segmentation_loss is not None:
+            aux_loss = self._segmentation_loss(y, aux_logits, sample_weight)
+            loss = loss + self.aux_loss_weight * keras.ops.mean(aux_loss)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, (tuple, list)):
+            y_pred = y_pred[0]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_config(self):
+        backbone = self.backbone_name
+        if backbone is None:
+            backbone = keras.saving.serialize_keras_object(self.backbone)
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_classes": self.num_classes,
+            "backbone": backbone,
+            "fusion": self.fusion,
+            "dfp": self.dfp,
+            "aux_head": self.use_aux_head,
+            "output_stride": self.output_stride,
+            "stem": self.stem,
+            "fused_channels": self.fused_channels,
+            "ppm_channels": self.ppm_channels,
+            "gate_channels": self.gate_channels,
+            "fusion_order": self.fusion_order,
+            "level_resolution": self.level_resolution,
+            "dfp_kernel_size": self.dfp_kernel_size,
+            "dropout": self.dropout,
+            "aux_loss_weight": self.aux_loss_weight,
+            "ignore_label": self.ignore_label,
+            "input_shape": self.image_shape,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
