@@ -59,9 +59,9 @@ def _reference_model(backbone: DilatedResNet, source) -> keras.Model:
             return candidate
         except (ValueError, KeyError) as error:
             errors.append(str(error).splitlines()[0])
+    expected = application or f"DilatedResNet(depth={backbone.depth})"
     raise ValueError(
-        f"Could not read {source} as weights of "
-        f"{application or 'DilatedResNet'}-{backbone.depth}: "
+        f"Could not read {source} as weights of {expected}: "
         + " | ".join(errors)
     )
 

@@ -45,8 +45,12 @@ class SegmentationLoss(keras.losses.Loss):
             safe_labels, logits, from_logits=True
         )
         valid = ops.cast(valid, "float32")
-        total = ops.sum(per_pixel * valid)
-        return total / ops.maximum(ops.sum(valid), 1.0)
+        # Keras reduces per-pixel values by their mean (and divides by the
+        # replica count under tf.distribute); rescaling the labelled pixels
+        # turns that mean into the mean over labelled pixels only.
+        pixels = ops.cast(ops.size(valid), "float32")
+        scale = pixels / ops.maximum(ops.sum(valid), 1.0)
+        return per_pixel * valid * scale
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,42 @@
+"""Independent numpy references the tests compare the layers with."""
+
+import numpy as np
+
+
+def np_resize_bilinear(x, height, width):
+    """Independent bilinear resize, half-pixel centres, edges clamped.
+
+    The definition of PyTorch's `interpolate(align_corners=False)` and of
+    `tf.image.resize(method="bilinear")` without antialiasing.
+    """
+
+    def axis_weights(out_size, in_size):
+        src = (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
+        src = np.clip(src, 0, in_size - 1)
+        low = np.floor(src).astype(int)
+        high = np.minimum(low + 1, in_size - 1)
+        return low, high, src - low
+
+    rows_lo, rows_hi, row_w = axis_weights(height, x.shape[1])
+    cols_lo, cols_hi, col_w = axis_weights(width, x.shape[2])
+    top = (
+        x[:, rows_lo] * (1 - row_w)[None, :, None, None]
+        + x[:, rows_hi] * row_w[None, :, None, None]
+    )
+    return (
+        top[:, :, cols_lo] * (1 - col_w)[None, None, :, None]
+        + top[:, :, cols_hi] * col_w[None, None, :, None]
+    )
+
+
+def np_resize_like(x, reference):
+    return np_resize_bilinear(x, reference.shape[1], reference.shape[2])
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_conv1x1(x, conv):
+    kernel, bias = (np.asarray(w) for w in conv.get_weights())
+    return x @ kernel[0, 0] + bias

@@ -1,0 +1,256 @@
+"""GFFNet: structure, parameter counts, training, saving, distribution."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gff_keras import GFFNet
+from gff_keras.backbones import DilatedResNet
+from gff_keras.training import SegmentationLoss
+
+NUM_CLASSES = 4
+# A small configuration for everything that is not about the real sizes.
+SMALL = dict(backbone="resnet18", fused_channels=16, ppm_channels=32)
+
+
+def small_model(**overrides):
+    return GFFNet(NUM_CLASSES, **{**SMALL, **overrides})
+
+
+def fixed_batch(height=65, width=97, batch=2, ignore=True, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(batch, height, width, 3)).astype("float32")
+    labels = rng.integers(0, NUM_CLASSES, size=(batch, height, width))
+    if ignore:
+        labels[:, :5] = 255
+    return images, labels.astype("int32")
+
+
+# Paper Table 3 (ResNet-101, 150 classes, no auxiliary head) in millions,
+# and the tolerance the project promises.
+TABLE_3 = {
+    ("none", False): (65.6, 0.02),
+    ("gff", False): (69.7, 0.10),
+    ("gff", True): (70.5, 0.10),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fusion,dfp", list(TABLE_3), ids=["pspnet", "gff", "gff_dfp"]
+)
+def test_parameter_counts_against_table_3(fusion, dfp):
+    model = GFFNet(150, backbone="resnet101", fusion=fusion, dfp=dfp)
+    paper, tolerance = TABLE_3[(fusion, dfp)]
+    params = model.parameter_count() / 1e6
+    assert abs(params - paper) / paper <= tolerance, params
+    # The auxiliary head is excluded from the count but exists for training.
+    assert model.parameter_count(include_aux_head=True) > (
+        model.parameter_count() + 2_000_000
+    )
+
+
+VARIANTS = [
+    (fusion, dfp)
+    for fusion in ("none", "concat", "add", "fpn", "gated_fpn", "gff")
+    for dfp in (False, True)
+]
+
+
+@pytest.mark.parametrize(
+    "fusion,dfp", VARIANTS, ids=[f"{f}-dfp{int(d)}" for f, d in VARIANTS]
+)
+def test_every_variant_builds_runs_and_learns(fusion, dfp):
+    model = small_model(fusion=fusion, dfp=dfp)
+    images, labels = fixed_batch()
+    logits = model(images, training=False)
+    assert logits.shape == (2, 65, 97, NUM_CLASSES)
+    assert logits.dtype == "float32"
+    # Eager steps keep 12 variants fast; graph-mode fit is tested below.
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9), run_eagerly=True
+    )
+    history = model.fit(
+        images, labels, epochs=4, batch_size=2, verbose=0, shuffle=False
+    )
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < losses[0], losses
+
+
+def test_compiled_fit_and_predict():
+    """The notebook path: compile(optimizer) with no loss, fit, predict."""
+    model = small_model()
+    images, labels = fixed_batch()
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    history = model.fit(dataset.repeat(4), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    predictions = model.predict(images, verbose=0)
+    assert predictions.shape == (2, 65, 97, NUM_CLASSES)
+
+
+def test_training_call_adds_weighted_auxiliary_loss():
+    model = small_model(dropout=0.0)
+    images, labels = fixed_batch()
+    model.compile(optimizer="sgd")
+    logits, aux_logits = model(images, training=True)
+    assert logits.shape == aux_logits.shape == (2, 65, 97, NUM_CLASSES)
+    assert not isinstance(model(images, training=False), (tuple, list))
+    loss_fn = SegmentationLoss()
+    expected = float(loss_fn(labels, logits)) + 0.4 * float(
+        loss_fn(labels, aux_logits)
+    )
+    loss = model.compute_loss(
+        x=images, y=labels, y_pred=(logits, aux_logits), training=True
+    )
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_without_aux_head_training_returns_logits_only():
+    model = small_model(aux_head=False)
+    images, _ = fixed_batch()
+    assert model(images, training=True).shape == (2, 65, 97, NUM_CLASSES)
+    assert model.aux_head is None
+
+
+def test_pspnet_baseline_structure():
+    model = small_model(fusion="none", dfp=False)
+    names = {layer.name for layer in model.layers}
+    assert "fusion" not in names and "dense_feature_pyramid" not in names
+    assert not any(name.startswith("reduce_") for name in names)
+    assert model.get_layer("classifier").kernel.shape == (1, 1, 32, 4)
+
+
+def test_gff_dfp_head_structure():
+    model = small_model(fusion="gff", dfp=True)
+    for level in ("res2", "res3", "res4", "res5"):
+        assert model.get_layer(f"reduce_{level}").filters == 16
+        for index in (1, 2):
+            refine = model.get_layer(f"refine_{level}_{index}")
+            assert refine.kernel_size == 3 and refine.filters == 16
+    # Classifier sees the PPM output and the four pyramid levels.
+    assert model.get_layer("classifier").kernel.shape == (1, 1, 32 + 4 * 16, 4)
+    images, _ = fixed_batch()
+    logits, gates = model.gate_maps(images)
+    assert [tuple(g.shape[1:3]) for g in gates] == [(17, 25)] + [(9, 13)] * 3
+    for gate in gates:
+        assert 0.0 <= float(np.min(gate)) and float(np.max(gate)) <= 1.0
+
+
+def test_gate_maps_require_gated_fusion():
+    with pytest.raises(ValueError, match="no gates"):
+        small_model(fusion="add").gate_maps(np.zeros((1, 32, 32, 3)))
+
+
+def test_output_stride_resolution_option_is_cheaper_and_same_params():
+    native = small_model(level_resolution="native")
+    common = small_model(level_resolution="output_stride")
+    assert native.parameter_count() == common.parameter_count()
+    images, _ = fixed_batch()
+    assert common(images).shape == (2, 65, 97, NUM_CLASSES)
+    _, gates = common.gate_maps(images)
+    assert [tuple(g.shape[1:3]) for g in gates] == [(9, 13)] * 4
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(fusion="gff", dfp=True),
+        dict(fusion="gated_fpn", dfp=False, fusion_order="sequential"),
+        dict(backbone=DilatedResNet(depth=18, stem="deep", name="backbone")),
+    ],
+    ids=["gff_dfp", "gated_fpn", "backbone_instance"],
+)
+def test_keras_save_and_safe_load_reproduce_outputs(kwargs, tmp_path):
+    model = small_model(**kwargs)
+    images, labels = fixed_batch()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
+    model.fit(images, labels, epochs=1, verbose=0)  # move BN statistics
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, GFFNet)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0),
+        model.predict(images, verbose=0),
+        atol=1e-5,
+    )
+    # The auxiliary head was saved too.
+    for a, b in zip(loaded.aux_head.weights, model.aux_head.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_backbone_weights_argument(tmp_path):
+    source = DilatedResNet(depth=18, output_stride=32)
+    path = tmp_path / "resnet18.weights.h5"
+    source.save_weights(path)
+    model = small_model(backbone_weights=str(path))
+    np.testing.assert_array_equal(
+        np.asarray(model.backbone.get_layer("conv1_conv").kernel),
+        np.asarray(source.get_layer("conv1_conv").kernel),
+    )
+    assert "backbone_weights" not in model.get_config()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(fusion="sum"), "fusion"),
+        (dict(backbone="vgg16"), "backbone"),
+        (dict(level_resolution="half"), "level_resolution"),
+        (dict(fusion_order="random"), "order"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_model(**kwargs)
+
+
+def _one_sgd_step(strategy, initial_weights, images, labels):
+    with strategy.scope():
+        model = small_model(dropout=0.0)
+        model.set_weights(initial_weights)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.fit(
+        images,
+        labels,
+        batch_size=len(images),
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+    )
+    return [np.asarray(w) for w in model.weights]
+
+
+def test_mirrored_strategy_matches_single_device():
+    """Synchronized BatchNorm: 2 replicas x 2 images == 1 device x 4."""
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2, "conftest sets up two logical CPUs"
+    images, labels = fixed_batch(height=33, width=41, batch=4, ignore=False)
+    # Give each replica's half of the batch different statistics, so local
+    # BatchNorm statistics would differ from the global ones.
+    images[2:] = images[2:] * 3.0 + 1.0
+    initial = [np.asarray(w) for w in small_model(dropout=0.0).weights]
+
+    single = _one_sgd_step(
+        tf.distribute.OneDeviceStrategy("/cpu:0"), initial, images, labels
+    )
+    mirrored = _one_sgd_step(
+        tf.distribute.MirroredStrategy([d.name for d in devices[:2]]),
+        initial,
+        images,
+        labels,
+    )
+    changed = 0
+    for before, a, b in zip(initial, single, mirrored):
+        # Compare the updates, to a tolerance relative to their size (the
+        # replicas sum float32 gradients in a different order).
+        update = np.abs(a - before).max()
+        np.testing.assert_allclose(
+            b - before, a - before, atol=2e-3 * update + 1e-6
+        )
+        changed += update > 1e-6
+    assert changed > len(initial) // 2
