@@ -129,19 +129,15 @@ class DilatedResNet(keras.Model):
             for index in range(count):
                 name = f"conv{stage + 2}_block{index + 1}"
                 first = index == 0
-                block_fn = (
-                    self._bottleneck
-                    if block_type == "bottleneck"
-                    else self._basic_block
-                )
-                x = block_fn(
+                x = self._residual_block(
                     x,
                     width,
+                    block_type,
                     stride=stride if first else 1,
                     dilation=previous_dilation if first else dilation,
                     projection=first
                     and (stride != 1 or x.shape[-1] != width * expansion),
-                    bn_momentum=bn_momentum,
+                    momentum=bn_momentum,
                     name=name,
                 )
             previous_dilation = dilation
@@ -188,62 +184,74 @@ class DilatedResNet(keras.Model):
         return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
     @classmethod
-    def _bottleneck(
-        cls, x, width, stride, dilation, projection, bn_momentum, name
+    def _conv_bn(
+        cls,
+        x,
+        filters,
+        kernel_size,
+        name,
+        momentum,
+        strides=1,
+        dilation=1,
+        relu=True,
     ):
-        shortcut = x
-        if projection:
-            shortcut = keras.layers.Conv2D(
-                4 * width, 1, strides=stride, name=f"{name}_0_conv"
-            )(x)
-            shortcut = cls._batch_norm(f"{name}_0_bn", bn_momentum)(shortcut)
         x = keras.layers.Conv2D(
-            width, 1, strides=stride, name=f"{name}_1_conv"
-        )(x)
-        x = cls._batch_norm(f"{name}_1_bn", bn_momentum)(x)
-        x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
-        x = keras.layers.Conv2D(
-            width,
-            3,
-            padding="same",
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same" if kernel_size > 1 else "valid",
             dilation_rate=dilation,
-            name=f"{name}_2_conv",
+            name=f"{name}_conv",
         )(x)
-        x = cls._batch_norm(f"{name}_2_bn", bn_momentum)(x)
-        x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
-        x = keras.layers.Conv2D(4 * width, 1, name=f"{name}_3_conv")(x)
-        x = cls._batch_norm(f"{name}_3_bn", bn_momentum)(x)
-        x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
-        return keras.layers.Activation("relu", name=f"{name}_out")(x)
+        x = cls._batch_norm(f"{name}_bn", momentum)(x)
+        if relu:
+            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        return x
 
     @classmethod
-    def _basic_block(
-        cls, x, width, stride, dilation, projection, bn_momentum, name
+    def _residual_block(
+        cls,
+        x,
+        width,
+        block_type,
+        stride,
+        dilation,
+        projection,
+        momentum,
+        name,
     ):
+        """A ResNet v1 block named like keras.applications' `{name}_1_conv`."""
+        expansion = 4 if block_type == "bottleneck" else 1
         shortcut = x
         if projection:
-            shortcut = keras.layers.Conv2D(
-                width, 1, strides=stride, name=f"{name}_0_conv"
-            )(x)
-            shortcut = cls._batch_norm(f"{name}_0_bn", bn_momentum)(shortcut)
-        x = keras.layers.Conv2D(
-            width,
-            3,
-            strides=stride,
-            padding="same",
-            dilation_rate=dilation,
-            name=f"{name}_1_conv",
-        )(x)
-        x = cls._batch_norm(f"{name}_1_bn", bn_momentum)(x)
-        x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
-        x = keras.layers.Conv2D(
-            width,
-            3,
-            padding="same",
-            dilation_rate=dilation,
-            name=f"{name}_2_conv",
-        )(x)
-        x = cls._batch_norm(f"{name}_2_bn", bn_momentum)(x)
+            shortcut = cls._conv_bn(
+                x,
+                width * expansion,
+                1,
+                f"{name}_0",
+                momentum,
+                strides=stride,
+                relu=False,
+            )
+        if block_type == "bottleneck":
+            x = cls._conv_bn(x, width, 1, f"{name}_1", momentum, stride)
+            x = cls._conv_bn(
+                x, width, 3, f"{name}_2", momentum, dilation=dilation
+            )
+            x = cls._conv_bn(x, 4 * width, 1, f"{name}_3", momentum, relu=False)
+        else:
+            x = cls._conv_bn(
+                x, width, 3, f"{name}_1", momentum, stride, dilation
+            )
+            x = cls._conv_bn(
+                x,
+                width,
+                3,
+                f"{name}_2",
+                momentum,
+                dilation=dilation,
+                relu=False,
+            )
         x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
         return keras.layers.Activation("relu", name=f"{name}_out")(x)
 

@@ -1,7 +1,7 @@
 import keras
 
+from gff_keras.layers.multi_level import validate_levels
 from gff_keras.layers.resizing import resize_like
-from gff_keras.layers.resizing import validate_levels
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")

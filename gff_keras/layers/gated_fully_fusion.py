@@ -1,8 +1,8 @@
 import keras
-from keras import ops
 
+from gff_keras.layers.multi_level import build_gate_convs
+from gff_keras.layers.multi_level import compute_gates
 from gff_keras.layers.resizing import resize_like
-from gff_keras.layers.resizing import validate_levels
 
 FUSION_ORDERS = ("simultaneous", "sequential")
 
@@ -77,30 +77,13 @@ class GatedFullyFusion(keras.layers.Layer):
         self.return_gates = return_gates
 
     def build(self, input_shape):
-        channels = validate_levels(input_shape, "GatedFullyFusion")
-        if self.gate_channels not in (1, channels):
-            raise ValueError(
-                "`gate_channels` must be 1 or the feature width "
-                f"({channels}); received {self.gate_channels}."
-            )
-        self.gate_convs = []
-        for level, shape in enumerate(input_shape):
-            gate_conv = keras.layers.Conv2D(
-                self.gate_channels,
-                1,
-                use_bias=True,
-                dtype=self.dtype_policy,
-                name=f"gate{level}",
-            )
-            gate_conv.build(shape)
-            self.gate_convs.append(gate_conv)
+        self.gate_convs = build_gate_convs(
+            self, input_shape, self.gate_channels
+        )
         self.built = True
 
     def call(self, inputs):
-        gates = [
-            ops.sigmoid(gate_conv(x))
-            for gate_conv, x in zip(self.gate_convs, inputs)
-        ]
+        gates = compute_gates(self.gate_convs, inputs)
         sent = [g * x for g, x in zip(gates, inputs)]
         fused = []
         for level, (x, gate) in enumerate(zip(inputs, gates)):
