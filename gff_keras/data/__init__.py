@@ -1,0 +1,15 @@
+"""Datasets and tf.data input pipelines."""
+
+from gff_keras.data.build_dataset import build_dataset
+from gff_keras.data.dataset_info import DatasetInfo
+from gff_keras.data.dataset_info import dataset_info
+from gff_keras.data.pipeline import normalize_images
+from gff_keras.data.synthetic import SyntheticScenes
+
+__all__ = [
+    "DatasetInfo",
+    "SyntheticScenes",
+    "build_dataset",
+    "dataset_info",
+    "normalize_images",
+]

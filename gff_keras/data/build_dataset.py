@@ -1,0 +1,168 @@
+import numpy as np
+import tensorflow as tf
+
+from gff_keras.data import pipeline
+from gff_keras.data import sources
+from gff_keras.data.dataset_info import canonical_split
+from gff_keras.data.dataset_info import dataset_info
+from gff_keras.data.synthetic import DEFAULT_SIZES
+from gff_keras.data.synthetic import SyntheticScenes
+
+SHUFFLE_BUFFER = 1024
+
+
+def _synthetic_examples(split, seed, num_examples, image_size):
+    scenes = SyntheticScenes(image_size=image_size, seed=seed or 0)
+    count = num_examples or DEFAULT_SIZES[split]
+
+    def generate(index):
+        return scenes.generate(split, int(index))
+
+    def read(index):
+        image, label = tf.numpy_function(
+            generate, [index], (tf.uint8, tf.uint8), stateful=False
+        )
+        image.set_shape(scenes.image_size + (3,))
+        label.set_shape(scenes.image_size)
+        return image, label, tf.constant(True)
+
+    return tf.data.Dataset.range(count), read
+
+
+def _file_examples(info, split, data_dir, skip_bad_examples):
+    pairs = sources.list_examples(info, split, data_dir, skip_bad_examples)
+    images = [image for image, _ in pairs]
+    labels = [label or "" for _, label in pairs]
+    table = pipeline.table_tensor(info.label_table)
+
+    def read(paths):
+        return pipeline.read_example(
+            paths[0], paths[1], table, skip_bad_examples
+        )
+
+    return tf.data.Dataset.from_tensor_slices(
+        np.stack([images, labels], axis=1)
+    ), read
+
+
+def build_dataset(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    training: bool,
+    crop_size=None,
+    batch_size: int,
+    seed: int | None = None,
+    skip_bad_examples: bool = False,
+    deterministic: bool | None = None,
+    scale_range=(0.75, 2.0),
+    num_examples: int | None = None,
+    synthetic_image_size=(192, 192),
+) -> tf.data.Dataset:
+    """Builds the training or evaluation `tf.data` pipeline of a dataset.
+
+    Training: shuffle, decode, random scale in `scale_range`, pad (0 / 255)
+    and random crop to `crop_size`, horizontal flip, colour jitter in
+    [-10, 10], normalization, batches of `batch_size` (one epoch; call
+    `.repeat()` for more). Evaluation: full images and labels, normalized,
+    batches padded with 0 / 255 when sizes differ.
+
+    Args:
+        name: a dataset name from `dataset_info` (`"tfds:cityscapes"` reads
+            TensorFlow Datasets).
+        split: `"train"`, `"validation"` (`"val"`) or `"test"`.
+        data_dir: the dataset's root directory (unused for `synthetic`).
+        training: bool, build the training (augmented) pipeline.
+        crop_size: int or `(height, width)`, required when `training`.
+        batch_size: int.
+        seed: int or `None`; with a seed, shuffling and augmentation are
+            reproducible and the pipeline is deterministic.
+        skip_bad_examples: skip unreadable images, missing or mis-sized
+            labels and labels with undefined values (each logged with its
+            file name) instead of stopping with an error.
+        deterministic: keep element order under parallel decoding; defaults
+            to `True` for evaluation (files in sorted order) and, for
+            training, to `seed is not None`.
+        scale_range: `(min, max)` of the random scale.
+        num_examples: synthetic only: scenes in the split.
+        synthetic_image_size: synthetic only: `(height, width)` of scenes.
+
+    Returns:
+        A dataset of `(images float32 [B, h, w, 3], labels int32 [B, h, w])`
+        with labels as train ids and 255 for ignored pixels.
+
+    Raises:
+        ValueError: for an unknown dataset or split, a missing `data_dir` or
+            `crop_size`.
+        FileNotFoundError: when the expected layout or a label is missing.
+
+    Example:
+
+    >>> ds = build_dataset("synthetic", "train", training=True,
+    ...                    crop_size=64, batch_size=2, seed=0)
+    >>> images, labels = next(iter(ds))
+    >>> images.shape, labels.shape
+    (TensorShape([2, 64, 64, 3]), TensorShape([2, 64, 64]))
+    """
+    info = dataset_info(name)
+    split = canonical_split(split)
+    if training and crop_size is None:
+        raise ValueError("crop_size is required when training=True.")
+    if isinstance(crop_size, int):
+        crop_size = (crop_size, crop_size)
+    if deterministic is None:
+        deterministic = seed is not None or not training
+
+    if name.startswith("tfds:"):
+        from gff_keras.data import tfds_source
+
+        examples, read = tfds_source.tfds_examples(info, split, data_dir)
+    elif info.name == "synthetic":
+        examples, read = _synthetic_examples(
+            split, seed, num_examples, synthetic_image_size
+        )
+    else:
+        examples, read = _file_examples(
+            info, split, data_dir, skip_bad_examples
+        )
+
+    if training:
+        examples = examples.shuffle(
+            SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = examples.map(
+        read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+    if skip_bad_examples:
+        dataset = dataset.filter(lambda image, label, ok: ok)
+    if training:
+        # A seeded random stream (new each epoch) gives every example its own
+        # augmentation seed, independent of parallelism.
+        randoms = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        ).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, randoms)).map(
+            lambda example, rng: pipeline.augment(
+                example[0], example[1], rng, crop_size, scale_range
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+    else:
+        dataset = dataset.map(
+            lambda image, label, ok: (
+                pipeline.normalize_images(image),
+                tf.cast(label, tf.int32),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+        dataset = dataset.padded_batch(
+            batch_size,
+            padding_values=(0.0, info.ignore_label),
+        )
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
