@@ -479,3 +479,85 @@ def test_dataset_info_fields():
         assert len(info.palette) == classes
         assert len(set(info.palette)) == classes
         assert info.ignore_label == 255
+
+
+def test_tfds_cityscapes_matches_raw_reader(tmp_path):
+    """TFDS's builder on tiny official zips yields the raw reader's labels."""
+    import io
+    import zipfile
+
+    pytest.importorskip("tensorflow_datasets")
+    rng = np.random.default_rng(5)
+    manual = tmp_path / "manual"
+    raw_root = tmp_path / "raw"
+    manual.mkdir()
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    files = {}
+    for split, city in (
+        ("train", "aachen"),
+        ("val", "lindau"),
+        ("test", "berlin"),
+    ):
+        prefix = f"{city}_000000_000019"
+        # TFDS fixes the shape at 1024x2048; coarse blocks compress well.
+        image = np.kron(
+            rng.integers(0, 256, (8, 16, 3)), np.ones((128, 128, 1))
+        ).astype(np.uint8)
+        label = np.kron(rng.integers(0, 34, (8, 16)), np.ones((128, 128)))
+        files[f"leftImg8bit/{split}/{city}/{prefix}_leftImg8bit.png"] = png(
+            image
+        )
+        files[f"gtFine/{split}/{city}/{prefix}_gtFine_labelIds.png"] = png(
+            label.astype(np.uint8)
+        )
+    for zip_name, folder in (
+        ("leftImg8bit_trainvaltest.zip", "leftImg8bit"),
+        ("gtFine_trainvaltest.zip", "gtFine"),
+    ):
+        with zipfile.ZipFile(manual / zip_name, "w") as archive:
+            for name, data in files.items():
+                if name.startswith(folder):
+                    archive.writestr(name, data)
+                    path = raw_root / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+
+    for split in ("train", "validation"):
+        from_tfds = list(
+            build_dataset(
+                "tfds:cityscapes",
+                split,
+                data_dir=str(manual),
+                training=False,
+                batch_size=1,
+            )
+        )
+        from_raw = list(
+            build_dataset(
+                "cityscapes",
+                split,
+                data_dir=str(raw_root),
+                training=False,
+                batch_size=1,
+            )
+        )
+        assert len(from_tfds) == len(from_raw) == 1
+        np.testing.assert_array_equal(
+            from_tfds[0][1].numpy(), from_raw[0][1].numpy()
+        )
+        np.testing.assert_allclose(
+            from_tfds[0][0].numpy(), from_raw[0][0].numpy()
+        )
+    with pytest.raises(ValueError, match="not supported"):
+        build_dataset(
+            "tfds:ade20k",
+            "train",
+            data_dir=str(manual),
+            training=False,
+            batch_size=1,
+        )
