@@ -293,53 +293,75 @@ def test_augmentation_moves_labels_never_interpolates():
     label = rng.choice(np.array([3, 7, 11], np.uint8), (40, 52))
     image = np.repeat(label[..., None], 3, axis=2) * 20
     for draw in range(20):
-        out_image, out_label = pipeline.augment(
+        _, out_label = pipeline.augment(
             image, label, tf.constant([draw, 1], tf.int64), (64, 64)
         )
         values = set(np.unique(out_label.numpy()))
         assert values <= {3, 7, 11, 255}, values
 
 
-def test_padding_uses_ignore_label_and_zero():
-    image = np.full((10, 12, 3), 200, np.float32)
-    label = np.full((10, 12), 4, np.uint8)
-    out_image, out_label = pipeline.pad_and_random_crop(
-        image, label, (16, 20), tf.constant([0, 0], tf.int64)
+def scale_crop_flip(image, label, draw, crop=(16, 20), scale=(1.0, 1.0)):
+    out_image, out_label = pipeline.scale_crop_flip(
+        image, label, tf.constant([draw, 0], tf.int64), crop, scale
     )
-    out_label = out_label.numpy()
-    out_image = out_image.numpy()
-    assert np.all(out_label[10:] == 255) and np.all(out_label[:, 12:] == 255)
-    assert np.all(out_image[10:] == 0) and np.all(out_image[:10, :12] == 200)
-    assert np.all(out_label[:10, :12] == 4)
+    return out_image.numpy(), out_label.numpy()
+
+
+def test_identity_scale_without_flip_is_an_exact_crop():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    label = rng.integers(0, 9, (30, 40)).astype(np.uint8)
+    for draw in range(10):
+        out_image, out_label = scale_crop_flip(image, label, draw)
+        # Find the window: an unflipped crop appears verbatim in the input.
+        found = False
+        for flip in (False, True):
+            candidate = out_label[:, ::-1] if flip else out_label
+            for top in range(30 - 16 + 1):
+                for left in range(40 - 20 + 1):
+                    window = label[top : top + 16, left : left + 20]
+                    if np.array_equal(window, candidate):
+                        pixels = image[top : top + 16, left : left + 20]
+                        pixels = pixels[:, ::-1] if flip else pixels
+                        np.testing.assert_allclose(out_image, pixels, atol=1e-3)
+                        found = True
+        assert found
+
+
+def test_padding_uses_ignore_label_and_zero():
+    image = np.full((10, 12, 3), 200, np.uint8)
+    label = np.full((10, 12), 4, np.uint8)
+    for draw in range(8):
+        out_image, out_label = scale_crop_flip(image, label, draw)
+        inside = out_label == 4
+        assert np.all(out_label[~inside] == 255)
+        assert np.all(out_image[~inside] == 0)
+        assert np.all(out_image[inside] == 200)
+        assert inside.sum() == 10 * 12  # nothing lost, nothing added
 
 
 def test_flip_applies_to_image_and_label_together():
     label = np.tile(np.arange(8, dtype=np.uint8), (4, 1))
-    image = np.repeat(label[..., None], 3, axis=2).astype(np.float32)
+    image = np.repeat(label[..., None], 3, axis=2)
     flipped = 0
     for draw in range(16):
-        out_image, out_label = pipeline.random_flip(
-            image, label, tf.constant([draw, 2], tf.int64)
-        )
-        np.testing.assert_array_equal(
-            np.asarray(out_image)[..., 0], np.asarray(out_label)
-        )
-        flipped += np.asarray(out_label)[0, 0] == 7
+        out_image, out_label = scale_crop_flip(image, label, draw, (4, 8))
+        np.testing.assert_array_equal(out_image[..., 0], out_label)
+        flipped += out_label[0, 0] == 7
     assert 0 < flipped < 16
 
 
 def test_scale_range_is_respected():
     image = np.zeros((100, 100, 3), np.uint8)
-    label = np.zeros((100, 100), np.uint8)
-    sizes = []
+    label = np.ones((100, 100), np.uint8)
+    widths = []
     for draw in range(200):
-        out_image, out_label = pipeline.random_scale(
-            image, label, tf.constant([draw, 3], tf.int64), (0.75, 2.0)
+        _, out_label = scale_crop_flip(
+            image, label, draw, crop=(208, 208), scale=(0.75, 2.0)
         )
-        assert out_image.shape[:2] == out_label.shape
-        sizes.append(out_image.shape[0])
-    assert min(sizes) >= 75 and max(sizes) <= 200
-    assert min(sizes) < 85 and max(sizes) > 185  # the whole range is used
+        widths.append(int((out_label[0] == 1).sum()))  # scaled width
+    assert min(widths) >= 75 and max(widths) <= 200
+    assert min(widths) < 85 and max(widths) > 185  # the whole range is used
 
 
 def test_color_jitter_stays_within_ten():

@@ -165,4 +165,8 @@ def build_dataset(
         )
     options = tf.data.Options()
     options.deterministic = deterministic
+    # Each map call runs on one core; parallelism comes from parallel calls.
+    # Letting every op also fan out over the intra-op pool oversubscribes
+    # the CPU and slows decoding and augmentation down.
+    options.threading.max_intra_op_parallelism = 1
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

