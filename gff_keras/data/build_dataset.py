@@ -29,7 +29,7 @@ def _synthetic_examples(split, seed, num_examples, image_size):
     return tf.data.Dataset.range(count), read
 
 
-def _file_examples(info, split, data_dir, skip_bad_examples):
+def _file_examples(info, split, data_dir, skip_bad_examples, training):
     pairs = sources.list_examples(info, split, data_dir, skip_bad_examples)
     images = [image for image, _ in pairs]
     labels = [label or "" for _, label in pairs]
@@ -37,7 +37,7 @@ def _file_examples(info, split, data_dir, skip_bad_examples):
 
     def read(paths):
         return pipeline.read_example(
-            paths[0], paths[1], table, skip_bad_examples
+            paths[0], paths[1], table, skip_bad_examples, fast_jpeg=training
         )
 
     return tf.data.Dataset.from_tensor_slices(
@@ -124,7 +124,7 @@ def build_dataset(
         )
     else:
         examples, read = _file_examples(
-            info, split, data_dir, skip_bad_examples
+            info, split, data_dir, skip_bad_examples, training
         )
 
     if training:

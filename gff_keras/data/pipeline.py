@@ -57,7 +57,23 @@ def _is_complete_image(data):
     return tf.logical_and(length > 16, tf.logical_or(is_png, is_jpeg))
 
 
-def read_example(image_path, label_path, label_table, skip_bad_examples):
+def _decode_rgb(data, fast_jpeg):
+    """Decodes JPEG or PNG bytes to uint8 RGB (gray and RGBA become RGB)."""
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_HEADER)
+    # The integer DCT decodes about 10% faster; its error (a few grey
+    # levels) is below the colour jitter training applies, so only training
+    # uses it and evaluation decodes exactly.
+    dct_method = "INTEGER_FAST" if fast_jpeg else ""
+    return tf.cond(
+        is_jpeg,
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method=dct_method),
+        lambda: tf.io.decode_png(data, channels=3),
+    )
+
+
+def read_example(
+    image_path, label_path, label_table, skip_bad_examples, fast_jpeg=False
+):
     """Reads, decodes and checks one example; maps labels to train ids.
 
     Args:
@@ -67,6 +83,8 @@ def read_example(image_path, label_path, label_table, skip_bad_examples):
         label_table: int32 `[256]` raw value -> train id table.
         skip_bad_examples: bool; when False a bad example stops with an error
             naming the file, when True it is flagged and later dropped.
+        fast_jpeg: bool, decode JPEGs with the faster integer DCT
+            (training).
 
     Returns:
         `(image uint8 [H, W, 3], label uint8 [H, W], ok bool)`.
@@ -97,9 +115,7 @@ def read_example(image_path, label_path, label_table, skip_bad_examples):
     with tf.control_dependencies(checks):
         image = tf.cond(
             image_ok,
-            lambda: tf.io.decode_image(
-                image_bytes, channels=3, expand_animations=False
-            ),
+            lambda: _decode_rgb(image_bytes, fast_jpeg),
             lambda: tf.zeros([1, 1, 3], tf.uint8),
         )
         raw_label = tf.cond(
