@@ -169,4 +169,9 @@ def build_dataset(
     # Letting every op also fan out over the intra-op pool oversubscribes
     # the CPU and slows decoding and augmentation down.
     options.threading.max_intra_op_parallelism = 1
+    # Multi-worker input: every worker reads the file list and keeps its
+    # share of the elements (the list is not split into files per worker).
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
