@@ -115,6 +115,25 @@ def _read_list(path, info, data_dir):
         return [line.split()[0] for line in f if line.strip()]
 
 
+def _listed_examples(info, data_dir, root, list_file, skip_bad_examples):
+    """Examples named in a split list: `images/ID.jpg`, `labels/ID.png`."""
+    image_dir, label_dir = LISTED_FOLDERS[info.name]
+    ids = _read_list(list_file, info, data_dir)
+    images = [os.path.join(root, image_dir, i + ".jpg") for i in ids]
+    _require_files(images, info)
+    return _pair(
+        images,
+        lambda image: os.path.join(
+            root,
+            label_dir,
+            os.path.splitext(os.path.basename(image))[0] + ".png",
+        ),
+        info,
+        data_dir,
+        skip_bad_examples,
+    )
+
+
 def _pascal_context(info, split, data_dir, skip_bad_examples):
     if split == "test":
         raise _no_split(info, split, ["train", "validation"])
@@ -124,29 +143,13 @@ def _pascal_context(info, split, data_dir, skip_bad_examples):
         "SegmentationClassContext",
         ["", "VOC2010", os.path.join("VOCdevkit", "VOC2010")],
     )
-    ids = _read_list(
-        os.path.join(
-            root,
-            "ImageSets",
-            "SegmentationContext",
-            {"train": "train.txt", "validation": "val.txt"}[split],
-        ),
-        info,
-        data_dir,
+    list_file = os.path.join(
+        root,
+        "ImageSets",
+        "SegmentationContext",
+        {"train": "train.txt", "validation": "val.txt"}[split],
     )
-    images = [os.path.join(root, "JPEGImages", i + ".jpg") for i in ids]
-    _require_files(images, info)
-    return _pair(
-        images,
-        lambda image: os.path.join(
-            root,
-            "SegmentationClassContext",
-            os.path.splitext(os.path.basename(image))[0] + ".png",
-        ),
-        info,
-        data_dir,
-        skip_bad_examples,
-    )
+    return _listed_examples(info, data_dir, root, list_file, skip_bad_examples)
 
 
 def _coco_stuff(info, split, data_dir, skip_bad_examples):
@@ -168,28 +171,12 @@ def _coco_stuff10k(info, split, data_dir, skip_bad_examples):
     if split == "test":
         raise _no_split(info, split, ["train", "validation (test.txt)"])
     root = _find_root(info, data_dir, "imageLists", ["", "cocostuff-10k-v1.1"])
-    names = _read_list(
-        os.path.join(
-            root,
-            "imageLists",
-            {"train": "train.txt", "validation": "test.txt"}[split],
-        ),
-        info,
-        data_dir,
+    list_file = os.path.join(
+        root,
+        "imageLists",
+        {"train": "train.txt", "validation": "test.txt"}[split],
     )
-    images = [os.path.join(root, "images", n + ".jpg") for n in names]
-    _require_files(images, info)
-    return _pair(
-        images,
-        lambda image: os.path.join(
-            root,
-            "annotations",
-            os.path.splitext(os.path.basename(image))[0] + ".png",
-        ),
-        info,
-        data_dir,
-        skip_bad_examples,
-    )
+    return _listed_examples(info, data_dir, root, list_file, skip_bad_examples)
 
 
 def _require_files(paths, info):
@@ -201,6 +188,11 @@ def _require_files(paths, info):
             )
 
 
+# (image folder, label folder) of the datasets read through split lists.
+LISTED_FOLDERS = {
+    "pascal_context": ("JPEGImages", "SegmentationClassContext"),
+    "coco_stuff10k": ("images", "annotations"),
+}
 READERS = {
     "ade20k": _ade20k,
     "cityscapes": _cityscapes,
