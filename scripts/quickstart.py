@@ -22,18 +22,12 @@ from absl import flags  # noqa: E402
 import gff_keras  # noqa: E402
 from gff_keras.data import build_dataset  # noqa: E402
 from gff_keras.data import dataset_info  # noqa: E402
+from gff_keras.evaluation import SegmentationMetrics  # noqa: E402
 
 _BACKBONE = flags.DEFINE_string("backbone", "resnet18", "ResNet name.")
 _STEPS = flags.DEFINE_integer("steps", 200, "Training steps.")
 _CROP = flags.DEFINE_integer("crop_size", 64, "Training crop size.")
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Batch size.")
-
-
-def mean_iou(confusion: np.ndarray) -> np.ndarray:
-    true_positive = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - true_positive
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return true_positive / union
 
 
 def main(argv):
@@ -72,22 +66,16 @@ def main(argv):
         f"trained {_STEPS.value} steps in {time.perf_counter() - start:.0f} s"
     )
 
-    confusion = np.zeros((info.num_classes,) * 2, np.int64)
+    metrics = SegmentationMetrics(info.num_classes, info.ignore_label)
     for images, labels in validation:
-        predictions = np.argmax(model.predict(images, verbose=0), axis=-1)
-        labels = labels.numpy()
-        valid = labels != info.ignore_label
-        confusion += np.bincount(
-            labels[valid] * info.num_classes + predictions[valid],
-            minlength=info.num_classes**2,
-        ).reshape(confusion.shape)
-    ious = mean_iou(confusion)
+        metrics.update_state(labels, model.predict(images, verbose=0))
+    result = {k: np.asarray(v) for k, v in metrics.result().items()}
     print("validation IoU per class:")
-    for name, iou in zip(info.class_names, ious):
+    for name, iou in zip(info.class_names, result["per_class_iou"]):
         print(f"  {name:14s} {iou:6.3f}")
     print(
-        f"mIoU {np.nanmean(ious):.3f}, pixel accuracy "
-        f"{np.trace(confusion) / confusion.sum():.3f}"
+        f"mIoU {result['mean_iou']:.3f}, "
+        f"pixel accuracy {result['pixel_accuracy']:.3f}"
     )
 
 
