@@ -232,11 +232,13 @@ class GFFNet(keras.Model):
                 refined.append(x)
             if self.dense_feature_pyramid is not None:
                 refined = self.dense_feature_pyramid([context] + refined)
-            finest = refined[0]
-            head = [context] + refined
-            head = [
+            # Everything coarser than the finest level is resized to it; the
+            # finest level itself is not (its size is only known at run
+            # time, so an identity resize would not be skipped).
+            finest, coarser = refined[0], [context] + refined[1:]
+            head = [finest] + [
                 BilinearResize(name=f"head_resize{index}")(x, finest)
-                for index, x in enumerate(head)
+                for index, x in enumerate(coarser)
             ]
             head = keras.layers.Concatenate(name="head_concat")(head)
         else:
