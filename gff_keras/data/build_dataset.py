@@ -26,7 +26,7 @@ def _synthetic_examples(split, seed, num_examples, image_size):
         label.set_shape(scenes.image_size)
         return image, label, tf.constant(True)
 
-    return tf.data.Dataset.range(count), read
+    return tf.range(count, dtype=tf.int64), read
 
 
 def _file_examples(info, split, data_dir, skip_bad_examples, training):
@@ -40,9 +40,31 @@ def _file_examples(info, split, data_dir, skip_bad_examples, training):
             paths[0], paths[1], table, skip_bad_examples, fast_jpeg=training
         )
 
-    return tf.data.Dataset.from_tensor_slices(
-        np.stack([images, labels], axis=1)
-    ), read
+    return tf.constant(np.stack([images, labels], axis=1)), read
+
+
+def _endless_epochs(items, seed, start):
+    """Endless epochs of `items` (rows of a tensor), from position `start`.
+
+    Epoch `e` is the permutation `index_shuffle(seed=[seed, e])`, a pure
+    function of the position in the stream: the stream does not depend on
+    how many iterators Keras or tf.distribute create (as a reshuffling
+    `Dataset.shuffle` would), and skipping to a resumed position costs
+    nothing.
+    """
+    count = int(items.shape[0])
+    seed = np.random.randint(2**31) if seed is None else seed
+
+    def pick(position):
+        epoch, index = position // count, position % count
+        shuffled = tf.random.experimental.index_shuffle(
+            index,
+            seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+            max_index=count - 1,
+        )
+        return tf.gather(items, shuffled)
+
+    return tf.data.Dataset.counter(start).map(pick)
 
 
 def build_dataset(
@@ -59,6 +81,8 @@ def build_dataset(
     scale_range=(0.75, 2.0),
     num_examples: int | None = None,
     synthetic_image_size=(192, 192),
+    repeat: bool = False,
+    initial_step: int = 0,
 ) -> tf.data.Dataset:
     """Builds the training or evaluation `tf.data` pipeline of a dataset.
 
@@ -87,6 +111,12 @@ def build_dataset(
         scale_range: `(min, max)` of the random scale.
         num_examples: synthetic only: scenes in the split.
         synthetic_image_size: synthetic only: `(height, width)` of scenes.
+        repeat: training only: repeat epochs without end, reshuffled each
+            epoch (batches may then span two epochs).
+        initial_step: training only: start at this batch of the stream.
+            The skipped examples are neither read nor augmented, and with a
+            seed the batches that follow equal those of a stream started at
+            0, which makes resumed runs reproduce uninterrupted ones.
 
     Returns:
         A dataset of `(images float32 [B, h, w, 3], labels int32 [B, h, w])`
@@ -127,10 +157,24 @@ def build_dataset(
             info, split, data_dir, skip_bad_examples, training
         )
 
-    if training:
-        examples = examples.shuffle(
-            SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True
-        )
+    if not training and (repeat or initial_step):
+        raise ValueError("repeat and initial_step apply to training only.")
+    skipped = initial_step * batch_size
+    indexable = isinstance(examples, tf.Tensor)
+    if training and repeat and indexable:
+        examples = _endless_epochs(examples, seed, skipped)
+    else:
+        if indexable:
+            examples = tf.data.Dataset.from_tensor_slices(examples)
+        if training:
+            examples = examples.shuffle(
+                SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True
+            )
+        if repeat:
+            # TFDS sources: the order of later epochs depends on the
+            # iterator, so resumed runs see other (equally random) batches.
+            examples = examples.repeat()
+        examples = examples.skip(skipped)
     dataset = examples.map(
         read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
     )
@@ -140,8 +184,9 @@ def build_dataset(
         # A seeded random stream (new each epoch) gives every example its own
         # augmentation seed, independent of parallelism.
         randoms = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        ).batch(2)
+            seed=seed, rerandomize_each_iteration=not repeat
+        )
+        randoms = randoms.batch(2).skip(skipped)
         dataset = tf.data.Dataset.zip((dataset, randoms)).map(
             lambda example, rng: pipeline.augment(
                 example[0], example[1], rng, crop_size, scale_range

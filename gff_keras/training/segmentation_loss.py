@@ -11,9 +11,18 @@ class SegmentationLoss(keras.losses.Loss):
     do not dilute it; a batch with no labelled pixel gives 0. Logits are cast
     to float32 first, which keeps the loss stable under mixed precision.
 
+    With `ohem_threshold`, online hard example mining (OHEM) keeps only
+    the labelled pixels whose predicted probability of the true class is
+    below `max(ohem_threshold, p_k)`, where `p_k` is the `ohem_min_kept`-th
+    smallest such probability in the batch, so at least `ohem_min_kept`
+    pixels (or all labelled ones) stay (mmsegmentation's `OHEMPixelSampler`).
+
     Args:
         ignore_label: int, label value excluded from the loss. Defaults to
             `255`.
+        ohem_threshold: float or `None` (no OHEM). Defaults to `None`.
+        ohem_min_kept: int, the least number of pixels OHEM keeps per
+            replica batch. Defaults to `100000`.
         name: str. Defaults to `"segmentation_loss"`.
         **kwargs: base `keras.losses.Loss` arguments.
 
@@ -30,9 +39,18 @@ class SegmentationLoss(keras.losses.Loss):
     1.0986
     """
 
-    def __init__(self, ignore_label=255, name="segmentation_loss", **kwargs):
+    def __init__(
+        self,
+        ignore_label=255,
+        ohem_threshold=None,
+        ohem_min_kept=100_000,
+        name="segmentation_loss",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.ignore_label = ignore_label
+        self.ohem_threshold = ohem_threshold
+        self.ohem_min_kept = ohem_min_kept
 
     def call(self, y_true, y_pred):
         labels = ops.cast(y_true, "int32")
@@ -44,6 +62,8 @@ class SegmentationLoss(keras.losses.Loss):
         per_pixel = ops.sparse_categorical_crossentropy(
             safe_labels, logits, from_logits=True
         )
+        if self.ohem_threshold is not None:
+            valid = ops.logical_and(valid, self._hard_pixels(per_pixel, valid))
         valid = ops.cast(valid, "float32")
         # Keras reduces per-pixel values by their mean (and divides by the
         # replica count under tf.distribute); rescaling the labelled pixels
@@ -52,7 +72,23 @@ class SegmentationLoss(keras.losses.Loss):
         scale = pixels / ops.maximum(ops.sum(valid), 1.0)
         return per_pixel * valid * scale
 
+    def _hard_pixels(self, per_pixel, valid):
+        true_class_prob = ops.exp(-per_pixel)
+        # Unlabelled pixels sort after every probability (which is <= 1).
+        probs = ops.reshape(ops.where(valid, true_class_prob, 2.0), (-1,))
+        labelled = ops.sum(ops.cast(valid, "int32"))
+        kept = ops.minimum(labelled, self.ohem_min_kept)
+        kth = ops.take(ops.sort(probs), ops.maximum(kept - 1, 0))
+        threshold = ops.maximum(kth, self.ohem_threshold)
+        return ops.less(true_class_prob, threshold)
+
     def get_config(self):
         config = super().get_config()
-        config.update({"ignore_label": self.ignore_label})
+        config.update(
+            {
+                "ignore_label": self.ignore_label,
+                "ohem_threshold": self.ohem_threshold,
+                "ohem_min_kept": self.ohem_min_kept,
+            }
+        )
         return config

@@ -1,0 +1,20 @@
+"""Named experiments: one config per paper experiment, plus CPU demos.
+
+`get_experiment(name)` returns a fresh `ExperimentConfig`;
+`experiment_for_dataset(dataset)` picks the paper's config for a dataset
+(what `scripts/train.py --dataset=NAME` runs). Each paper config carries the
+number it should reproduce in `paper_miou` and where it comes from in
+`paper_reference`.
+"""
+
+from experiments.registry import DATASET_EXPERIMENTS
+from experiments.registry import experiment_for_dataset
+from experiments.registry import experiment_names
+from experiments.registry import get_experiment
+
+__all__ = [
+    "DATASET_EXPERIMENTS",
+    "experiment_for_dataset",
+    "experiment_names",
+    "get_experiment",
+]

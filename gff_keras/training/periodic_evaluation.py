@@ -1,0 +1,124 @@
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class PeriodicEvaluation(keras.callbacks.Callback):
+    """Evaluates on a step schedule, logs the result, keeps the best model.
+
+    At the end of every training loop (a Keras "epoch" of `steps_per_loop`
+    steps) whose last step is a multiple of `eval_every`, or is the final
+    step, it calls `evaluate_fn(model)`, adds `val_mean_iou`,
+    `val_pixel_accuracy` and `val_mean_accuracy` to the loop's logs, writes
+    them to TensorBoard, appends the full result to `metrics_file` and saves
+    `best_model_file` when the mIoU improves on every earlier evaluation,
+    including those of runs this one resumes.
+
+    Args:
+        evaluate_fn: callable `model -> dict` with `mean_iou`,
+            `pixel_accuracy`, `mean_accuracy` and `per_class_iou`.
+        steps_per_loop: int, steps per Keras epoch.
+        eval_every: int, steps between evaluations.
+        total_steps: int, the final step (always evaluated).
+        class_names: names for `per_class_iou` in the metrics file.
+        metrics_file: JSON path, or `None` to keep results in memory only.
+        best_model_file: `.keras` path, or `None` to save nothing.
+        log_dir: TensorBoard directory, or `None`.
+
+    Example:
+
+    >>> callback = PeriodicEvaluation(
+    ...     lambda model: {}, steps_per_loop=10, eval_every=100,
+    ...     total_steps=1000, class_names=[])
+    """
+
+    def __init__(
+        self,
+        evaluate_fn,
+        steps_per_loop,
+        eval_every,
+        total_steps,
+        class_names,
+        metrics_file=None,
+        best_model_file=None,
+        log_dir=None,
+    ):
+        super().__init__()
+        self.evaluate_fn = evaluate_fn
+        self.steps_per_loop = steps_per_loop
+        self.eval_every = eval_every
+        self.total_steps = total_steps
+        self.class_names = list(class_names)
+        self.metrics_file = metrics_file
+        self.best_model_file = best_model_file
+        self.log_dir = log_dir
+        self.evaluations = []
+        self._writer = None
+        if metrics_file and os.path.exists(metrics_file):
+            with open(metrics_file) as f:
+                self.evaluations = json.load(f).get("evaluations", [])
+
+    @property
+    def best(self):
+        """The evaluation with the highest mIoU so far, or `None`."""
+        scored = [e for e in self.evaluations if e["mean_iou"] is not None]
+        return max(scored, key=lambda e: e["mean_iou"], default=None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = (epoch + 1) * self.steps_per_loop
+        if step % self.eval_every and step != self.total_steps:
+            return
+        self.evaluate(step, logs)
+
+    def evaluate(self, step, logs=None):
+        """Evaluates now, as at `step`; returns the recorded entry."""
+        result = self.evaluate_fn(self.model)
+        entry = {"step": int(step)}
+        for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+            entry[key] = _number(result[key])
+        entry["per_class_iou"] = {
+            name: _number(value)
+            for name, value in zip(self.class_names, result["per_class_iou"])
+        }
+        previous_best = self.best
+        self.evaluations = [
+            e for e in self.evaluations if e["step"] != entry["step"]
+        ] + [entry]
+        if logs is not None:
+            for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+                logs[f"val_{key}"] = entry[key]
+        improved = entry["mean_iou"] is not None and (
+            previous_best is None
+            or entry["mean_iou"] > previous_best["mean_iou"]
+        )
+        if improved and self.best_model_file:
+            os.makedirs(os.path.dirname(self.best_model_file), exist_ok=True)
+            self.model.save(self.best_model_file)
+        self._write(step, entry)
+        return entry
+
+    def _write(self, step, entry):
+        if self.log_dir:
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            with self._writer.as_default(step=step):
+                for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+                    if entry[key] is not None:
+                        tf.summary.scalar(f"validation/{key}", entry[key])
+            self._writer.flush()
+        if self.metrics_file:
+            with open(self.metrics_file, "w") as f:
+                json.dump(
+                    {"evaluations": self.evaluations, "best": self.best},
+                    f,
+                    indent=2,
+                )
+
+
+def _number(value):
+    value = float(np.asarray(value))
+    # JSON has no NaN: an IoU that is undefined (class absent) is null.
+    return None if np.isnan(value) else value

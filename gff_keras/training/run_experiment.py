@@ -1,0 +1,320 @@
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gff_keras.data.build_dataset import build_dataset
+from gff_keras.data.dataset_info import dataset_info
+from gff_keras.evaluation.segmentation_metrics import SegmentationMetrics
+from gff_keras.models import run_directory
+from gff_keras.models.gffnet import GFFNet
+from gff_keras.training.build_optimizer import build_optimizer
+from gff_keras.training.create_strategy import create_strategy
+from gff_keras.training.create_strategy import is_chief
+from gff_keras.training.experiment_config import ExperimentConfig
+from gff_keras.training.periodic_evaluation import PeriodicEvaluation
+from gff_keras.training.segmentation_loss import SegmentationLoss
+from gff_keras.training.training_backup import TrainingBackup
+from gff_keras.training.training_monitor import TrainingMonitor
+
+BACKUP_METADATA = "training_metadata.json"
+
+
+def backed_up_step(model_dir: str, steps_per_loop: int) -> int:
+    """The step a run directory's resume backup reached (0 if none)."""
+    path = os.path.join(model_dir, run_directory.BACKUP_DIR, BACKUP_METADATA)
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f)["epoch"]) * steps_per_loop
+
+
+def _check_config(config, model_dir):
+    path = os.path.join(model_dir, run_directory.CONFIG_FILE)
+    resolved = config.to_dict()
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if previous != resolved:
+            changed = sorted(_differences(previous, resolved))
+            raise ValueError(
+                f"{model_dir!r} holds a run with a different config "
+                f"(changed: {', '.join(changed)}). Resume with the same "
+                "settings or choose another --model_dir."
+            )
+    with open(path, "w") as f:
+        f.write(config.to_json())
+
+
+def _differences(old, new, prefix=""):
+    for key in set(old) | set(new):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key}"
+
+
+def _copy_matching_weights(source_path, model):
+    """Copies weights of same-named, same-shaped layers (Table 1 init)."""
+    source = run_directory.load_model(source_path)
+
+    def leaves(layer, into):
+        for sub in getattr(layer, "layers", []):
+            if getattr(sub, "layers", None):
+                leaves(sub, into)
+            elif sub.weights:
+                into[sub.name] = sub
+        return into
+
+    target_layers = leaves(model, {})
+    copied = 0
+    for name, layer in leaves(source, {}).items():
+        target = target_layers.get(name)
+        if target is None:
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if shapes == [tuple(w.shape) for w in target.weights]:
+            target.set_weights(layer.get_weights())
+            copied += 1
+    if not copied:
+        raise ValueError(f"No layer of {source_path!r} matches the model.")
+    print(f"Initialized {copied} layers from {source_path}.")
+
+
+def build_model(config: ExperimentConfig, resuming: bool = False) -> GFFNet:
+    """Builds and compiles the experiment's model (in the current scope).
+
+    Args:
+        config: the experiment.
+        resuming: skip the initial weights (the backup replaces them).
+
+    Returns:
+        A compiled `GFFNet`.
+    """
+    info = dataset_info(config.data.dataset)
+    options = dict(vars(config.model))
+    init_from = options.pop("init_from")
+    if resuming:
+        options["backbone_weights"] = None
+    model = GFFNet(
+        num_classes=info.num_classes, ignore_label=info.ignore_label, **options
+    )
+    if init_from and not resuming:
+        _copy_matching_weights(init_from, model)
+    loss = SegmentationLoss(
+        ignore_label=info.ignore_label,
+        ohem_threshold=(
+            config.loss.ohem_threshold if config.loss.ohem else None
+        ),
+        ohem_min_kept=config.loss.ohem_min_kept,
+    )
+    model.compile(
+        optimizer=build_optimizer(config.optimizer, config.schedule),
+        loss=loss,
+        jit_compile=config.runtime.jit_compile,
+    )
+    return model
+
+
+def make_evaluate_fn(config: ExperimentConfig):
+    """Returns `model -> metrics dict` over the experiment's eval split."""
+    info = dataset_info(config.data.dataset)
+    size = config.data.synthetic_image_size
+
+    def evaluate(model):
+        dataset = build_dataset(
+            config.data.dataset,
+            config.data.eval_split,
+            data_dir=config.data.data_dir,
+            training=False,
+            batch_size=config.data.eval_batch_size,
+            num_examples=config.data.num_eval_examples,
+            synthetic_image_size=(size, size),
+            skip_bad_examples=config.data.skip_bad_examples,
+        )
+        if config.data.num_eval_examples:
+            # Caps real datasets too (synthetic makes only that many).
+            batch = config.data.eval_batch_size
+            dataset = dataset.take(-(-config.data.num_eval_examples // batch))
+        metrics = SegmentationMetrics(info.num_classes, info.ignore_label)
+        predict = tf.function(
+            lambda images: keras.ops.argmax(model(images, training=False), -1),
+            reduce_retracing=True,
+        )
+        for images, labels in dataset:
+            metrics.update_state(labels, predict(images))
+        return {k: np.asarray(v) for k, v in metrics.result().items()}
+
+    return evaluate
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    model_dir: str,
+    *,
+    callbacks: list | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict:
+    """Trains, evaluates and exports one experiment into `model_dir`.
+
+    Re-running with the same `model_dir` and config resumes from the last
+    completed training loop (the backup in `model_dir/backup`), including
+    the optimizer state and the position in the seeded input stream, so a
+    deterministic run that was killed ends with the weights an
+    uninterrupted run reaches. See `gff_keras.models.run_directory` for the
+    files written.
+
+    Args:
+        config: the experiment (validated here).
+        model_dir: the run directory.
+        callbacks: extra Keras callbacks for `fit`.
+        strategy: a `tf.distribute` strategy; by default
+            `create_strategy(config.runtime.strategy)`.
+
+    Returns:
+        A summary dict: `model_dir`, `initial_step`, `steps`, `best` and
+        `final` evaluations, median `images_per_second`.
+
+    Raises:
+        ValueError: for an invalid config, a global batch that does not
+            split over the replicas, or a `model_dir` holding another
+            config.
+
+    Example:
+
+    >>> from experiments import get_experiment  # doctest: +SKIP
+    >>> run_experiment(get_experiment("synthetic_tiny"), "/tmp/run")
+    """
+    config.validate()
+    runtime = config.runtime
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if runtime.seed is not None:
+        keras.utils.set_random_seed(runtime.seed)
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+    strategy = strategy or create_strategy(runtime.strategy, runtime.tpu)
+    replicas = strategy.num_replicas_in_sync
+    if config.data.batch_size % replicas:
+        raise ValueError(
+            f"data.batch_size={config.data.batch_size} (global) does not "
+            f"split evenly over {replicas} replicas."
+        )
+
+    chief = is_chief(strategy)
+    # Other workers keep their own backup and final weights apart, so they
+    # never write over the chief's files.
+    run_dir = model_dir
+    if not chief:
+        run_dir = os.path.join(
+            model_dir, "workers", str(strategy.cluster_resolver.task_id)
+        )
+    os.makedirs(run_dir, exist_ok=True)
+    if chief:
+        _check_config(config, model_dir)
+    info = dataset_info(config.data.dataset)
+    initial_step = backed_up_step(run_dir, runtime.steps_per_loop)
+    total_steps = config.schedule.steps
+    if initial_step and chief:
+        print(
+            f"Resuming {model_dir} from step {initial_step} of "
+            f"{total_steps} (backup in {run_directory.BACKUP_DIR}/)."
+        )
+
+    size = config.data.synthetic_image_size
+    train = build_dataset(
+        config.data.dataset,
+        config.data.train_split,
+        data_dir=config.data.data_dir,
+        training=True,
+        crop_size=config.data.crop_size,
+        batch_size=config.data.batch_size,
+        seed=runtime.seed,
+        skip_bad_examples=config.data.skip_bad_examples,
+        deterministic=True if runtime.deterministic else None,
+        scale_range=(config.data.scale_min, config.data.scale_max),
+        num_examples=config.data.num_train_examples,
+        synthetic_image_size=(size, size),
+        repeat=True,
+        initial_step=initial_step,
+    )
+    with strategy.scope():
+        model = build_model(config, resuming=initial_step > 0)
+
+    log_dir = os.path.join(model_dir, run_directory.LOG_DIR) if chief else None
+    monitor = TrainingMonitor(
+        config.data.batch_size, log_dir=log_dir, log_every=runtime.log_every
+    )
+    evaluation = PeriodicEvaluation(
+        make_evaluate_fn(config),
+        steps_per_loop=runtime.steps_per_loop,
+        eval_every=runtime.eval_every,
+        total_steps=total_steps,
+        class_names=info.class_names,
+        metrics_file=(
+            os.path.join(model_dir, run_directory.METRICS_FILE)
+            if chief
+            else None
+        ),
+        best_model_file=(
+            os.path.join(model_dir, run_directory.BEST_MODEL) if chief else None
+        ),
+        log_dir=log_dir,
+    )
+    fit_callbacks = [
+        TrainingBackup(
+            os.path.join(run_dir, run_directory.BACKUP_DIR),
+            double_checkpoint=True,
+            # Kept after the last step, so re-running a finished run does
+            # not start over.
+            delete_checkpoint=False,
+        ),
+        monitor,
+    ]
+    if chief:
+        fit_callbacks.append(evaluation)
+        fit_callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(model_dir, run_directory.LATEST_MODEL)
+            )
+        )
+    fit_callbacks += list(callbacks or [])
+    model.fit(
+        train,
+        epochs=total_steps // runtime.steps_per_loop,
+        steps_per_epoch=runtime.steps_per_loop,
+        callbacks=fit_callbacks,
+        verbose=runtime.verbose if chief else 0,
+    )
+
+    model.save(os.path.join(run_dir, run_directory.FINAL_MODEL))
+    summary = {
+        "model_dir": model_dir,
+        "experiment": config.name,
+        "initial_step": initial_step,
+        "steps": total_steps,
+        "images_per_second": (
+            float(np.median(monitor.throughputs))
+            if monitor.throughputs
+            else None
+        ),
+    }
+    if not chief:
+        return summary
+    final = next(
+        (e for e in evaluation.evaluations if e["step"] == total_steps), None
+    )
+    if final is None:
+        # The run had already finished before this call: evaluate again.
+        final = evaluation.evaluate(total_steps)
+    summary.update({"final": final, "best": evaluation.best})
+    with open(os.path.join(model_dir, run_directory.METRICS_FILE)) as f:
+        metrics = json.load(f)
+    metrics["summary"] = {
+        k: v for k, v in summary.items() if k not in ("final", "best")
+    }
+    with open(os.path.join(model_dir, run_directory.METRICS_FILE), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return summary
