@@ -25,6 +25,7 @@ def gate_ablation(model, images, level, logits=None) -> np.ndarray:
 
     Example:
 
+    >>> from gff_keras import GFFNet
     >>> model = GFFNet(4, backbone="resnet18", output_stride=32)
     >>> images = np.zeros((1, 64, 64, 3), np.float32)
     >>> gate_ablation(model, images, 0).shape

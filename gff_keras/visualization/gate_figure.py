@@ -56,11 +56,12 @@ def gate_figure(
 
     Example:
 
+    >>> from gff_keras import GFFNet
     >>> model = GFFNet(4, backbone="resnet18", output_stride=32)
     >>> image = np.zeros((64, 64, 3), np.uint8)
     >>> palette = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
     >>> gate_figure(model, image, palette, captions=False).shape
-    (132, 340, 3)
+    (132, 336, 3)
     """
     image = rgb_image(image)
     if not hasattr(model, "gate_maps"):

@@ -32,6 +32,10 @@ def write_gate_figures(
 
     Example:
 
+    >>> import numpy as np
+    >>> from gff_keras import GFFNet
+    >>> from gff_keras.data import dataset_info
+    >>> model = GFFNet(8, backbone="resnet18", output_stride=32)
     >>> images = [("scene", np.zeros((64, 64, 3), np.uint8))]
     >>> write_gate_figures(model, images, "out",
     ...                    dataset_info("synthetic"))  # doctest: +SKIP
