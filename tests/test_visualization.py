@@ -471,7 +471,7 @@ def test_gate_figure_layout_and_panels():
             panel(0, level + 1),
             gate_heatmap(np.asarray(gates[level])[0], (height, width)),
         )
-        changed = gate_ablation(model, inputs, level)[0]
+        changed = gate_ablation(model, inputs, level, logits=logits)[0]
         ablation = panel(1, level + 1)
         highlighted = (ablation == HIGHLIGHT).all(axis=-1)
         np.testing.assert_array_equal(highlighted, changed)
@@ -681,7 +681,7 @@ def test_visualize_gates_script_on_synthetic_scenes(tmp_path, run_dir):
         "visualize_gates.py",
         f"--model_dir={run_dir / 'model.keras'}",
         "--num_images=2",
-        "--image_size=40,48",
+        "--image_size=32,40",
         f"--output_dir={out}",
     )
     assert result.returncode == 0, result.stderr
@@ -691,6 +691,6 @@ def test_visualize_gates_script_on_synthetic_scenes(tmp_path, run_dir):
     ]
     figure = Image.open(out / "synthetic_0001_gates.png")
     assert figure.size == (
-        (NUM_LEVELS + 1) * 48 + NUM_LEVELS * SPACING,
-        2 * (40 + CAPTION_HEIGHT) + SPACING,
+        (NUM_LEVELS + 1) * 40 + NUM_LEVELS * SPACING,
+        2 * (32 + CAPTION_HEIGHT) + SPACING,
     )
