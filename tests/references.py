@@ -40,3 +40,19 @@ def np_sigmoid(x):
 def np_conv1x1(x, conv):
     kernel, bias = (np.asarray(w) for w in conv.get_weights())
     return x @ kernel[0, 0] + bias
+
+
+def np_gated_fully_fusion(features, gates):
+    """Paper eq. 5, every level reading the un-fused inputs:
+
+    X~_l = (1 + G_l) X_l + (1 - G_l) sum_{i != l} resize(G_i X_i).
+    """
+    fused = []
+    for level, (x, gate) in enumerate(zip(features, gates)):
+        received = sum(
+            np_resize_like(gates[i] * features[i], x)
+            for i in range(len(features))
+            if i != level
+        )
+        fused.append((1 + gate) * x + (1 - gate) * received)
+    return fused

@@ -2,6 +2,7 @@ import keras
 
 from gff_keras.layers.multi_level import build_gate_convs
 from gff_keras.layers.multi_level import compute_gates
+from gff_keras.layers.multi_level import zero_gates
 from gff_keras.layers.resizing import resize_like
 
 
@@ -16,6 +17,10 @@ class GatedFPNFusion(keras.layers.Layer):
         X~_l = (1 + G_l) * X_l + (1 - G_l) * resize(G_{l+1} * X~_{l+1})
 
     with `G_i = sigmoid(conv1x1(X_i))` computed from the inputs.
+
+    Like `GatedFullyFusion`, the non-serialized attribute `zeroed_levels`
+    (tuple of level indices, finest is 0) sets those gates to 0 at call
+    time: a zeroed level sends nothing down and receives with weight one.
 
     Args:
         gate_channels: int, `1` or the feature width. Defaults to `1`.
@@ -41,6 +46,8 @@ class GatedFPNFusion(keras.layers.Layer):
         super().__init__(**kwargs)
         self.gate_channels = gate_channels
         self.return_gates = return_gates
+        # Not serialized: an analysis switch, not part of the model.
+        self.zeroed_levels = ()
 
     def build(self, input_shape):
         self.gate_convs = build_gate_convs(
@@ -50,6 +57,7 @@ class GatedFPNFusion(keras.layers.Layer):
 
     def call(self, inputs):
         gates = compute_gates(self.gate_convs, inputs)
+        gates = zero_gates(gates, self.zeroed_levels)
         fused = [inputs[-1]]
         for level in reversed(range(len(inputs) - 1)):
             x, gate = inputs[level], gates[level]

@@ -2,6 +2,7 @@ import keras
 
 from gff_keras.layers.multi_level import build_gate_convs
 from gff_keras.layers.multi_level import compute_gates
+from gff_keras.layers.multi_level import zero_gates
 from gff_keras.layers.resizing import resize_like
 
 FUSION_ORDERS = ("simultaneous", "sequential")
@@ -25,6 +26,19 @@ class GatedFullyFusion(keras.layers.Layer):
 
     The inputs must share one channel count; the GFF network reduces every
     backbone level to 256 channels with a 1x1 `ConvBNReLU` first.
+
+    Zeroing gates (the paper's gate ablation, Fig. 7b): the attribute
+    `zeroed_levels`, a tuple of level indices (finest is 0), replaces those
+    levels' gates by 0 everywhere before eq. 5 is applied. It is read at
+    call time and is not part of the config or the weights, so saved models
+    are unaffected. For a zeroed level `z`, `G_z = 0` in every place eq. 5
+    uses it: `z` sends nothing (`G_z * X_z` leaves every other level's sum)
+    and `z` loses its self-gate, receiving the others' messages with weight
+    one: `X~_z = X_z + sum_{i != z} G_i * X_i`. With `order="sequential"`
+    a zeroed level also sends nothing once fused. The returned gates are the
+    ones used, i.e. zeros for zeroed levels. Functions traced while the
+    attribute had another value keep that value; use it in eager calls
+    (as `GFFNet.predict_with_zeroed_gate` does).
 
     Args:
         gate_channels: int, channels of each gate map: `1` (the paper, one
@@ -75,6 +89,8 @@ class GatedFullyFusion(keras.layers.Layer):
         self.gate_channels = gate_channels
         self.order = order
         self.return_gates = return_gates
+        # Not serialized: an analysis switch, not part of the model.
+        self.zeroed_levels = ()
 
     def build(self, input_shape):
         self.gate_convs = build_gate_convs(
@@ -84,6 +100,7 @@ class GatedFullyFusion(keras.layers.Layer):
 
     def call(self, inputs):
         gates = compute_gates(self.gate_convs, inputs)
+        gates = zero_gates(gates, self.zeroed_levels)
         sent = [g * x for g, x in zip(gates, inputs)]
         fused = []
         for level, (x, gate) in enumerate(zip(inputs, gates)):

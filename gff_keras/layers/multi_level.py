@@ -88,3 +88,32 @@ def build_gate_convs(layer, input_shape, gate_channels):
 def compute_gates(gate_convs, inputs):
     """Returns `sigmoid(conv1x1(x))` for every level."""
     return [ops.sigmoid(conv(x)) for conv, x in zip(gate_convs, inputs)]
+
+
+def zero_gates(gates, levels):
+    """Replaces the gates of `levels` by zeros (the gate ablation).
+
+    Args:
+        gates: list of gate maps, one per level.
+        levels: iterable of level indices to zero; empty leaves `gates`
+            untouched (the same list is returned, so nothing changes in the
+            normal forward pass).
+
+    Returns:
+        The list of gate maps to use.
+
+    Raises:
+        ValueError: for a level index outside `[0, len(gates))`.
+    """
+    levels = tuple(levels)
+    if not levels:
+        return gates
+    for level in levels:
+        if not 0 <= level < len(gates):
+            raise ValueError(
+                f"Cannot zero gate {level}: levels are 0..{len(gates) - 1}."
+            )
+    return [
+        ops.zeros_like(gate) if index in levels else gate
+        for index, gate in enumerate(gates)
+    ]

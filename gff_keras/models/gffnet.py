@@ -1,3 +1,5 @@
+import numbers
+
 import keras
 
 from gff_keras.backbones.dilated_resnet import FEATURE_NAMES
@@ -330,6 +332,63 @@ class GFFNet(keras.Model):
             )
         logits, gates = self._gate_view(images, training=False)
         return logits, list(gates)
+
+    def predict_with_zeroed_gate(self, images, level):
+        """Returns the logits with the gates of `level` set to 0 (Fig. 7b).
+
+        "Setting `G_z` to 0" substitutes `G_z = 0` everywhere in eq. 5: level
+        `z` sends nothing to the other levels and keeps its own features
+        without the self-gate boost while receiving every other level's
+        gated features with weight one (see `GatedFullyFusion`). The
+        weights and the saved config are not touched; the switch is removed
+        again before this method returns, even on error.
+
+        Runs eagerly (like `gate_maps`), in inference mode.
+
+        Args:
+            images: `[batch, H, W, 3]` preprocessed images.
+            level: int index of the gate to zero (0 is the finest, as in
+                `gate_maps`), or a sequence of indices to zero together.
+
+        Returns:
+            float32 logits `[batch, H, W, num_classes]`.
+
+        Raises:
+            ValueError: if the fusion has no gates or a level is out of
+                range.
+
+        Example:
+
+        >>> model = GFFNet(4, backbone="resnet18", output_stride=32)
+        >>> images = keras.ops.zeros((1, 64, 64, 3))
+        >>> tuple(model.predict_with_zeroed_gate(images, 0).shape)
+        (1, 64, 64, 4)
+        """
+        if self._gate_view is None:
+            raise ValueError(
+                f"fusion={self.fusion!r} has no gates to zero; gates exist "
+                f"for {GATED_FUSIONS}."
+            )
+        levels = (
+            (level,) if isinstance(level, numbers.Integral) else tuple(level)
+        )
+        num_gates = len(self.fusion_layer.gate_convs)
+        for index in levels:
+            if (
+                not isinstance(index, numbers.Integral)
+                or not 0 <= index < num_gates
+            ):
+                raise ValueError(
+                    f"`level` must be a gate index in 0..{num_gates - 1}; "
+                    f"received {level!r}."
+                )
+        previous = self.fusion_layer.zeroed_levels
+        self.fusion_layer.zeroed_levels = tuple(int(i) for i in levels)
+        try:
+            logits = self._gate_view(images, training=False)[0]
+        finally:
+            self.fusion_layer.zeroed_levels = previous
+        return logits
 
     def parameter_count(self, include_aux_head=False, trainable_only=True):
         """Counts parameters the way the paper's Table 3 does.
