@@ -1,5 +1,6 @@
-"""Evaluation: segmentation metrics (inference modes follow)."""
+"""Evaluation: segmentation metrics and inference modes."""
 
+from gff_keras.evaluation.predict_logits import predict_logits
 from gff_keras.evaluation.segmentation_metrics import SegmentationMetrics
 
-__all__ = ["SegmentationMetrics"]
+__all__ = ["SegmentationMetrics", "predict_logits"]
