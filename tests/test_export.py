@@ -12,9 +12,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from gff_keras import GFFNet
 from gff_keras.data import normalize_images
+from gff_keras.evaluation import predict_logits
 from gff_keras.export import export_saved_model
 
 NUM_CLASSES = 4
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAVED_MODEL_CLI = os.path.join(
     os.path.dirname(sys.executable), "saved_model_cli"
 )
@@ -252,3 +254,55 @@ def test_bad_image_bytes_raise_clear_errors(exported):
         serve(image_bytes=tf.constant([], tf.string))
     with pytest.raises(tf.errors.InvalidArgumentError, match="string"):
         serve(image_bytes=tf.constant([1, 2]))
+
+
+def test_export_script_writes_the_next_version(tmp_path):
+    model = GFFNet(
+        8,
+        backbone="resnet18",
+        output_stride=32,
+        fused_channels=16,
+        ppm_channels=32,
+    )
+    run = tmp_path / "run"
+    (run / "export" / "3").mkdir(parents=True)  # an older version
+    (run / "export" / "notes").mkdir()
+    model.save(run / "model.keras")
+    (run / "config.json").write_text('{"data": {"dataset": "synthetic"}}')
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "export.py"),
+            f"--model_dir={run}",
+            "--mode=slide",
+            "--crop_size=32",
+            "--stride=24",
+        ],
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = run / "export" / "4"
+    assert str(path) in result.stdout
+    loaded = tf.saved_model.load(str(path))
+    images = uint8_images(2, 45, 53, seed=5)
+    outputs = loaded.signatures["serving_default"](inputs=tf.constant(images))
+    probabilities = predict_logits(
+        model,
+        normalize_images(images),
+        mode="slide",
+        crop_size=32,
+        stride=24,
+    ).numpy()
+    top2 = np.sort(probabilities, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-5
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(
+        outputs["predictions"].numpy()[clear],
+        np.argmax(probabilities, -1)[clear],
+    )
+    np.testing.assert_allclose(
+        outputs["confidence"], probabilities.max(-1), atol=1e-5
+    )

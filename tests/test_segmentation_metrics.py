@@ -126,11 +126,6 @@ def test_usable_as_a_fit_metric():
 
 def test_matches_official_cityscapes_evaluation(tmp_path):
     info = dataset_info("cityscapes")
-    # Our label table agrees with the official one on every labelId.
-    for label in cs_labels.labels:
-        if 0 <= label.id < 34:
-            expected = 255 if label.ignoreInEval else label.trainId
-            assert info.label_table[label.id] == expected, label.name
     eval_ids = [
         label.id
         for label in cs_labels.labels
