@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import keras
 import tensorflow as tf
@@ -92,11 +93,8 @@ def export_saved_model(
         raise ValueError(f"`mode` must be one of {MODES}; received {mode!r}.")
     if version is None:
         version = _next_version(export_dir)
-    if (
-        isinstance(version, bool)
-        or not isinstance(version, int)
-        or (version <= 0)
-    ):
+    is_int = isinstance(version, int) and not isinstance(version, bool)
+    if not is_int or version <= 0:
         raise ValueError(
             f"`version` must be a positive int; received {version!r}."
         )
@@ -144,8 +142,11 @@ def export_saved_model(
         return path
     # Model servers only look at integer directory names.
     partial = os.path.join(export_dir, f"tmp-{version}-{os.getpid()}")
-    archive.write_out(partial, verbose=False)
-    os.rename(partial, path)
+    try:
+        archive.write_out(partial, verbose=False)
+        os.rename(partial, path)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return path
 
 
