@@ -1,5 +1,6 @@
 """predict_logits: whole, sliding-window and multi-scale + flip inference."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +14,7 @@ NUM_CLASSES = 3
 
 @pytest.fixture(scope="module")
 def model():
+    keras.utils.set_random_seed(0)  # module fixtures run before the seed one
     return GFFNet(
         NUM_CLASSES,
         backbone="resnet18",
@@ -114,16 +116,18 @@ def test_ms_flip_single_scale_without_flip_equals_whole(model):
 
 def test_flip_averaging_is_symmetric(model):
     images = normalized_images(1, 35, 43)
-    kwargs = dict(mode="ms_flip", scales=(0.75, 1.0))
+    # Logits: an untrained model's probabilities are often saturated.
+    kwargs = dict(mode="ms_flip", scales=(0.75, 1.0), output="logits")
     result = predict_logits(model, images, **kwargs).numpy()
     mirrored = predict_logits(model, images[:, :, ::-1], **kwargs).numpy()
-    np.testing.assert_allclose(mirrored, result[:, :, ::-1], atol=1e-5)
-    np.testing.assert_allclose(result.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(mirrored, result[:, :, ::-1], atol=1e-4)
     # The averaging does something: the whole-image prediction is not
     # mirror-symmetric in the same way.
-    whole = predict_logits(model, images).numpy()
-    whole_mirrored = predict_logits(model, images[:, :, ::-1]).numpy()
-    assert np.abs(whole_mirrored - whole[:, :, ::-1]).max() > 1e-3
+    whole = predict_logits(model, images, output="logits").numpy()
+    whole_mirrored = predict_logits(
+        model, images[:, :, ::-1], output="logits"
+    ).numpy()
+    assert np.abs(whole_mirrored - whole[:, :, ::-1]).max() > 1e-2
 
 
 def test_slide_with_small_windows_on_odd_sizes(model):
