@@ -1,9 +1,15 @@
-"""SegmentationMetrics against a numpy confusion-matrix reference."""
+"""SegmentationMetrics against numpy and the official Cityscapes script."""
+
+import copy
 
 import keras
 import numpy as np
 import tensorflow as tf
+from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling
+from cityscapesscripts.helpers import labels as cs_labels
+from PIL import Image
 
+from gff_keras.data import dataset_info
 from gff_keras.evaluation import SegmentationMetrics
 
 NUM_CLASSES = 5
@@ -116,3 +122,54 @@ def test_usable_as_a_fit_metric():
         logs["mean_iou"], expected["mean_iou"], rtol=1e-5
     )
     assert np.shape(logs["per_class_iou"]) == (NUM_CLASSES,)
+
+
+def test_matches_official_cityscapes_evaluation(tmp_path):
+    info = dataset_info("cityscapes")
+    eval_ids = [
+        label.id
+        for label in cs_labels.labels
+        if label.id >= 0 and not label.ignoreInEval
+    ]
+    all_ids = [label.id for label in cs_labels.labels if label.id >= 0]
+    rng = np.random.default_rng(3)
+    truth_files, prediction_files, batches = [], [], []
+    for frame in ("000294", "000576"):
+        stem = f"frankfurt_000000_{frame}"
+        # Ground truth uses every labelId, ignored ones included; "train"
+        # (31) is absent everywhere, so its IoU is undefined.
+        truth = rng.choice([i for i in all_ids if i != 31], (24, 40))
+        prediction = rng.choice([i for i in eval_ids if i != 31], (24, 40))
+        # Half the labelled pixels right, so IoUs are far from 1 / 19.
+        right = rng.random(truth.shape) < 0.5
+        prediction = np.where(
+            right & np.isin(truth, eval_ids), truth, prediction
+        )
+        truth_files.append(str(tmp_path / f"{stem}_gtFine_labelIds.png"))
+        prediction_files.append(str(tmp_path / f"{stem}_pred.png"))
+        Image.fromarray(truth.astype(np.uint8)).save(truth_files[-1])
+        Image.fromarray(prediction.astype(np.uint8)).save(prediction_files[-1])
+        batches.append((info.label_table[truth], info.label_table[prediction]))
+
+    args = copy.copy(evalPixelLevelSemanticLabeling.args)
+    args.quiet = True
+    args.JSONOutput = False
+    args.evalInstLevelScore = False  # needs *_instanceIds.png files
+    args.exportFile = str(tmp_path / "result.json")
+    official = evalPixelLevelSemanticLabeling.evaluateImgLists(
+        prediction_files, truth_files, args
+    )
+
+    metric = SegmentationMetrics(info.num_classes)
+    for labels, predictions in batches:
+        metric.update_state(labels[None], predictions[None])
+    result = metric.result()
+    official_iou = [official["classScores"][n] for n in info.class_names]
+    assert np.isnan(official_iou[info.class_names.index("train")])
+    np.testing.assert_allclose(
+        np.asarray(result["per_class_iou"]), official_iou, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        float(result["mean_iou"]), official["averageScoreClasses"], rtol=1e-12
+    )
+    assert not (tmp_path / "result.json").exists()

@@ -1,0 +1,80 @@
+"""Exports a trained model as a SavedModel for TensorFlow Serving.
+
+Usage:
+    python scripts/export.py --model_dir=runs/ade20k \
+        [--export_dir=runs/ade20k/export] [--mode=whole|slide|ms_flip] \
+        [--crop_size=512] [--stride=341] [--version=N]
+
+Writes `<export_dir>/<version>/` (the next free integer by default) with the
+`serving_default` (uint8 images) and `serving_image_bytes` (JPEG/PNG bytes)
+signatures; docs/serving.md shows how to serve and query it.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from gff_keras.evaluation.predict_logits import MODES  # noqa: E402
+from gff_keras.evaluation.predict_logits import PAPER_SCALES  # noqa: E402
+from gff_keras.export import export_saved_model  # noqa: E402
+from gff_keras.models import load_model  # noqa: E402
+
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Run directory or .keras file."
+)
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "Model base path; default <run directory>/export."
+)
+_MODE = flags.DEFINE_enum("mode", "whole", MODES, "Inference mode.")
+_CROP = flags.DEFINE_list(
+    "crop_size", None, "Sliding window size: N or H,W (slide, ms_flip)."
+)
+_STRIDE = flags.DEFINE_list(
+    "stride", None, "Window stride: N or H,W; defaults to 2/3 of the crop."
+)
+_SCALES = flags.DEFINE_list(
+    "scales", [str(s) for s in PAPER_SCALES], "Scales for ms_flip."
+)
+_FLIP = flags.DEFINE_bool("flip", True, "Add flipped predictions (ms_flip).")
+_VERSION = flags.DEFINE_integer(
+    "version", None, "Version directory; default the next free integer."
+)
+flags.mark_flag_as_required("model_dir")
+
+
+def _size(values):
+    if values is None:
+        return None
+    sizes = tuple(int(v) for v in values)
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def main(argv):
+    del argv
+    model_dir = _MODEL_DIR.value
+    export_dir = _EXPORT_DIR.value
+    if export_dir is None:
+        run_dir = (
+            model_dir
+            if os.path.isdir(model_dir)
+            else (os.path.dirname(model_dir))
+        )
+        export_dir = os.path.join(run_dir, "export")
+    path = export_saved_model(
+        load_model(model_dir),
+        export_dir,
+        mode=_MODE.value,
+        crop_size=_size(_CROP.value),
+        stride=_size(_STRIDE.value),
+        scales=tuple(float(s) for s in _SCALES.value),
+        flip=_FLIP.value,
+        version=_VERSION.value,
+    )
+    print(f"exported SavedModel to {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

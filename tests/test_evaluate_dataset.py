@@ -1,0 +1,137 @@
+"""evaluate_dataset and scripts/evaluate.py on synthetic and ADE20K files."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from gff_keras import GFFNet
+from gff_keras.data import build_dataset
+from gff_keras.data import dataset_info
+from gff_keras.evaluation import SegmentationMetrics
+from gff_keras.evaluation import evaluate_dataset
+from gff_keras.evaluation import predict_logits
+from tests.test_data import ade20k_fixture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(
+    backbone="resnet18", output_stride=32, fused_channels=16, ppm_channels=32
+)
+SYNTHETIC = dict(num_examples=2, synthetic_image_size=(48, 48))
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)  # module fixtures run before the seed one
+    return GFFNet(8, **SMALL)
+
+
+def reference_scores(model, dataset, **predict_options):
+    """SegmentationMetrics fed predictions made outside evaluate_dataset."""
+    info = dataset_info(dataset)
+    metric = SegmentationMetrics(info.num_classes)
+    data = build_dataset(
+        dataset, "validation", training=False, batch_size=1, **SYNTHETIC
+    )
+    for images, labels in data:
+        scores = predict_logits(model, images, **predict_options)
+        metric.update_state(labels, np.argmax(scores, -1))
+    return {k: np.asarray(v) for k, v in metric.result().items()}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(mode="whole"), dict(mode="slide", crop_size=32, stride=16)],
+    ids=["whole", "slide"],
+)
+def test_scores_equal_metrics_on_the_same_predictions(model, options):
+    result = evaluate_dataset(
+        model, "synthetic", verbose=0, **SYNTHETIC, **options
+    )
+    expected = reference_scores(model, "synthetic", **options)
+    assert result["num_images"] == 2
+    assert result["mode"] == options["mode"]
+    assert list(result["per_class_iou"]) == list(
+        dataset_info("synthetic").class_names
+    )
+    np.testing.assert_allclose(
+        list(result["per_class_iou"].values()),
+        expected["per_class_iou"],
+        rtol=1e-12,
+    )
+    for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+        assert result[key] == pytest.approx(float(expected[key]), rel=1e-12)
+    assert "ade20k_score" not in result
+
+
+def test_ade20k_reports_the_official_score(tmp_path, model):
+    base, _ = ade20k_fixture(str(tmp_path), np.random.default_rng(0))
+    ade_model = GFFNet(150, **SMALL)
+    result = evaluate_dataset(ade_model, "ade20k", data_dir=base, verbose=0)
+    assert result["num_images"] == 2
+    assert result["ade20k_score"] == pytest.approx(
+        (result["pixel_accuracy"] + result["mean_iou"]) / 2
+    )
+    assert 0 < result["pixel_accuracy"] < 1
+    with pytest.raises(ValueError, match="8 classes.*150"):
+        evaluate_dataset(model, "ade20k", data_dir=base, verbose=0)
+    with pytest.raises(ValueError, match="crop_size"):
+        evaluate_dataset(ade_model, "ade20k", mode="slide", verbose=0)
+
+
+def save_run_directory(model, path):
+    path.mkdir()
+    model.save(path / "model.keras")
+    (path / "config.json").write_text(
+        json.dumps({"data": {"dataset": "synthetic"}})
+    )
+    return path
+
+
+def run_script(name, *flags):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", name), *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_evaluate_script_end_to_end(tmp_path, model):
+    run = save_run_directory(model, tmp_path / "run")
+    stdout = run_script(
+        "evaluate.py",
+        f"--model_dir={run}",
+        "--mode=slide",
+        "--crop_size=32",
+        "--stride=16",
+        "--num_examples=2",
+        "--synthetic_image_size=48",
+    )
+    # The dataset came from config.json; the JSON went to the default file.
+    with open(run / "evaluation_validation_slide.json") as f:
+        written = json.load(f)
+    expected = evaluate_dataset(
+        model, "synthetic", mode="slide", crop_size=32, stride=16,
+        verbose=0, **SYNTHETIC,
+    )  # fmt: skip
+    assert written["dataset"] == "synthetic"
+    assert written["num_images"] == 2
+    assert written["mean_iou"] == pytest.approx(expected["mean_iou"])
+    for name, iou in expected["per_class_iou"].items():
+        if math.isnan(iou):
+            assert written["per_class_iou"][name] is None  # valid JSON
+        else:
+            assert written["per_class_iou"][name] == pytest.approx(iou)
+        assert name in stdout
+    assert f"{'mIoU':24s} {expected['mean_iou']:6.4f}" in stdout
+    assert "pixel accuracy" in stdout
