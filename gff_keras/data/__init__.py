@@ -3,6 +3,7 @@
 from gff_keras.data.build_dataset import build_dataset
 from gff_keras.data.dataset_info import DatasetInfo
 from gff_keras.data.dataset_info import dataset_info
+from gff_keras.data.pipeline import denormalize_images
 from gff_keras.data.pipeline import normalize_images
 from gff_keras.data.synthetic import SyntheticScenes
 
@@ -11,5 +12,6 @@ __all__ = [
     "SyntheticScenes",
     "build_dataset",
     "dataset_info",
+    "denormalize_images",
     "normalize_images",
 ]

@@ -30,6 +30,20 @@ def normalize_images(images):
     return tf.reverse(images, [-1]) - tf.constant(IMAGENET_BGR_MEAN, tf.float32)
 
 
+def denormalize_images(images):
+    """Inverts `normalize_images`: RGB uint8 images for display.
+
+    Args:
+        images: `[..., H, W, 3]` normalized (BGR, mean-subtracted) images.
+
+    Returns:
+        uint8 RGB images (values clipped to `[0, 255]`).
+    """
+    images = tf.cast(images, tf.float32) + IMAGENET_BGR_MEAN
+    images = tf.clip_by_value(tf.round(tf.reverse(images, [-1])), 0, 255)
+    return tf.cast(images, tf.uint8)
+
+
 def _is_complete_image(data):
     """True for JPEG/PNG bytes with their header and end marker.
 

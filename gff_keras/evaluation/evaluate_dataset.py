@@ -25,6 +25,7 @@ def evaluate_dataset(
     batch_size: int = 1,
     num_examples: int | None = None,
     synthetic_image_size=(192, 192),
+    skip_bad_examples: bool = False,
     verbose: int = 1,
 ) -> dict:
     """Scores a segmentation model on a dataset split at full resolution.
@@ -54,8 +55,11 @@ def evaluate_dataset(
         scales: scales for `"ms_flip"`. Defaults to the paper's.
         flip: horizontal flip for `"ms_flip"`. Defaults to `True`.
         batch_size: int. Defaults to `1`.
-        num_examples: synthetic only: number of scenes.
+        num_examples: synthetic: number of scenes; other datasets: score
+            only the first `num_examples` images (for quick checks).
         synthetic_image_size: synthetic only: `(height, width)` of scenes.
+        skip_bad_examples: skip unreadable examples instead of stopping
+            (see `build_dataset`).
         verbose: `1` shows a progress bar with the running mIoU, `0` is
             silent. Defaults to `1`.
 
@@ -124,7 +128,10 @@ def evaluate_dataset(
         batch_size=batch_size,
         num_examples=num_examples,
         synthetic_image_size=synthetic_image_size,
+        skip_bad_examples=skip_bad_examples,
     )
+    if num_examples and info.name != "synthetic":
+        data = data.take(-(-num_examples // batch_size))
     batches = int(data.cardinality())
     progress = keras.utils.Progbar(
         batches if batches >= 0 else None,

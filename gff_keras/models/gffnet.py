@@ -1,6 +1,7 @@
 import numbers
 
 import keras
+import tensorflow as tf
 
 from gff_keras.backbones.dilated_resnet import FEATURE_NAMES
 from gff_keras.backbones.dilated_resnet import DilatedResNet
@@ -453,6 +454,50 @@ class GFFNet(keras.Model):
             aux_loss = self._segmentation_loss(y, aux_logits, sample_weight)
             loss = loss + self.aux_loss_weight * keras.ops.mean(aux_loss)
         return loss
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 builds the model from a first batch that it averages over
+        # all replicas with `strategy.reduce`, which fails in eager mode
+        # under MultiWorkerMirroredStrategy (keras-team/keras#20585). The
+        # build needs only shapes and dtypes: one local replica's values
+        # serve. (TF API: Keras has no notion of distributed values.)
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+
+            def first_replica(value):
+                return strategy.experimental_local_results(value)[0]
+
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(first_replica, next(batches))
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def train_step(self, data):
+        return self._multi_worker_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return self._multi_worker_logs(super().test_step(data))
+
+    def _multi_worker_logs(self, logs):
+        # Under MultiWorkerMirroredStrategy Keras 3 averages the step's
+        # logs with `strategy.reduce("MEAN", value, axis=0)`, which rejects
+        # scalars; as vectors of one value they average to the same scalar.
+        if not isinstance(
+            self._distribute_strategy,
+            tf.distribute.MultiWorkerMirroredStrategy,
+        ):
+            return logs
+        return tf.nest.map_structure(
+            lambda value: (
+                keras.ops.reshape(value, (1,))
+                if len(keras.ops.shape(value)) == 0
+                else value
+            ),
+            logs,
+        )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, (tuple, list)):

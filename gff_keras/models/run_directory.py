@@ -6,10 +6,11 @@ A run directory (`--model_dir`) holds:
     model.keras              the final model (written at the end)
     checkpoints/best.keras   best validation mIoU so far
     checkpoints/latest.keras latest periodic checkpoint
-    backup/                  resume state (deleted when a run completes)
+    backup/                  resume state (kept, so a re-run does not restart)
     logs/                    TensorBoard event files
     metrics.json             validation results per evaluation
     export/<version>/        SavedModel for TensorFlow Serving
+    visualizations/          prediction panels and gate figures (PNG)
 """
 
 import json
@@ -25,6 +26,7 @@ BACKUP_DIR = "backup"
 LOG_DIR = "logs"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
+VISUALIZATION_DIR = "visualizations"
 # Order in which `load_model` looks for a model inside a run directory.
 MODEL_FILES = (FINAL_MODEL, BEST_MODEL, LATEST_MODEL)
 

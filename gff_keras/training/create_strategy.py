@@ -37,14 +37,18 @@ def create_strategy(
     >>> create_strategy("one_device").num_replicas_in_sync
     1
     """
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical devices only: listing logical ones starts the TensorFlow
+    # runtime, after which MultiWorkerMirroredStrategy can no longer be made.
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
     if name == "auto":
         if _cluster_workers() > 1:
             name = "multi_worker"
-        elif gpus:
+        elif has_gpu:
             name = "mirrored"
         else:
             name = "one_device"
+    if name in ("one_device", "mirrored"):
+        gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         device = gpus[0].name if gpus else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device)

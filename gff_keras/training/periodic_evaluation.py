@@ -19,11 +19,14 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
     Args:
         evaluate_fn: callable `model -> dict` with `mean_iou`,
-            `pixel_accuracy`, `mean_accuracy` and `per_class_iou`.
+            `pixel_accuracy`, `mean_accuracy` and `per_class_iou` (a
+            sequence in `class_names` order, or a name -> IoU dict), such
+            as `gff_keras.evaluation.evaluate_dataset`.
         steps_per_loop: int, steps per Keras epoch.
         eval_every: int, steps between evaluations.
         total_steps: int, the final step (always evaluated).
-        class_names: names for `per_class_iou` in the metrics file.
+        class_names: names for `per_class_iou` in the metrics file, or
+            `None` to use the class indices (or the result's own names).
         metrics_file: JSON path, or `None` to keep results in memory only.
         best_model_file: `.keras` path, or `None` to save nothing.
         log_dir: TensorBoard directory, or `None`.
@@ -32,7 +35,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
     >>> callback = PeriodicEvaluation(
     ...     lambda model: {}, steps_per_loop=10, eval_every=100,
-    ...     total_steps=1000, class_names=[])
+    ...     total_steps=1000)
     """
 
     def __init__(
@@ -41,7 +44,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         steps_per_loop,
         eval_every,
         total_steps,
-        class_names,
+        class_names=None,
         metrics_file=None,
         best_model_file=None,
         log_dir=None,
@@ -51,7 +54,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.steps_per_loop = steps_per_loop
         self.eval_every = eval_every
         self.total_steps = total_steps
-        self.class_names = list(class_names)
+        self.class_names = None if class_names is None else list(class_names)
         self.metrics_file = metrics_file
         self.best_model_file = best_model_file
         self.log_dir = log_dir
@@ -79,9 +82,12 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         entry = {"step": int(step)}
         for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
             entry[key] = _number(result[key])
+        per_class = result["per_class_iou"]
+        if not isinstance(per_class, dict):
+            names = self.class_names or [str(i) for i in range(len(per_class))]
+            per_class = dict(zip(names, per_class))
         entry["per_class_iou"] = {
-            name: _number(value)
-            for name, value in zip(self.class_names, result["per_class_iou"])
+            name: _number(value) for name, value in per_class.items()
         }
         previous_best = self.best
         self.evaluations = [

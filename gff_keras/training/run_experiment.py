@@ -7,8 +7,11 @@ import tensorflow as tf
 
 from gff_keras.data.build_dataset import build_dataset
 from gff_keras.data.dataset_info import dataset_info
-from gff_keras.evaluation.segmentation_metrics import SegmentationMetrics
+from gff_keras.data.pipeline import denormalize_images
+from gff_keras.evaluation.evaluate_dataset import evaluate_dataset
+from gff_keras.export.export_saved_model import export_saved_model
 from gff_keras.models import run_directory
+from gff_keras.models.gffnet import GATED_FUSIONS
 from gff_keras.models.gffnet import GFFNet
 from gff_keras.training.build_optimizer import build_optimizer
 from gff_keras.training.create_strategy import create_strategy
@@ -18,6 +21,10 @@ from gff_keras.training.periodic_evaluation import PeriodicEvaluation
 from gff_keras.training.segmentation_loss import SegmentationLoss
 from gff_keras.training.training_backup import TrainingBackup
 from gff_keras.training.training_monitor import TrainingMonitor
+from gff_keras.visualization.write_gate_figures import write_gate_figures
+from gff_keras.visualization.write_prediction_panels import (
+    write_prediction_panels,
+)
 
 BACKUP_METADATA = "training_metadata.json"
 
@@ -32,6 +39,7 @@ def backed_up_step(model_dir: str, steps_per_loop: int) -> int:
 
 
 def _check_config(config, model_dir):
+    """Refuses to resume a run directory that holds another config."""
     path = os.path.join(model_dir, run_directory.CONFIG_FILE)
     resolved = config.to_dict()
     if os.path.exists(path):
@@ -44,8 +52,6 @@ def _check_config(config, model_dir):
                 f"(changed: {', '.join(changed)}). Resume with the same "
                 "settings or choose another --model_dir."
             )
-    with open(path, "w") as f:
-        f.write(config.to_json())
 
 
 def _differences(old, new, prefix=""):
@@ -120,35 +126,66 @@ def build_model(config: ExperimentConfig, resuming: bool = False) -> GFFNet:
 
 
 def make_evaluate_fn(config: ExperimentConfig):
-    """Returns `model -> metrics dict` over the experiment's eval split."""
-    info = dataset_info(config.data.dataset)
+    """Returns `model -> evaluate_dataset result` for the eval split."""
     size = config.data.synthetic_image_size
 
     def evaluate(model):
-        dataset = build_dataset(
+        return evaluate_dataset(
+            model,
             config.data.dataset,
-            config.data.eval_split,
+            split=config.data.eval_split,
             data_dir=config.data.data_dir,
-            training=False,
+            mode=config.runtime.eval_mode,
+            crop_size=config.runtime.eval_crop_size,
+            stride=config.runtime.eval_stride,
             batch_size=config.data.eval_batch_size,
             num_examples=config.data.num_eval_examples,
             synthetic_image_size=(size, size),
             skip_bad_examples=config.data.skip_bad_examples,
+            verbose=0,
         )
-        if config.data.num_eval_examples:
-            # Caps real datasets too (synthetic makes only that many).
-            batch = config.data.eval_batch_size
-            dataset = dataset.take(-(-config.data.num_eval_examples // batch))
-        metrics = SegmentationMetrics(info.num_classes, info.ignore_label)
-        predict = tf.function(
-            lambda images: keras.ops.argmax(model(images, training=False), -1),
-            reduce_retracing=True,
-        )
-        for images, labels in dataset:
-            metrics.update_state(labels, predict(images))
-        return {k: np.asarray(v) for k, v in metrics.result().items()}
 
     return evaluate
+
+
+def write_visualizations(
+    model: GFFNet, config: ExperimentConfig, output_dir: str
+) -> list:
+    """Writes prediction panels (and gate figures) for eval images.
+
+    Args:
+        model: the trained model.
+        config: the experiment; `runtime.num_visualizations` images of the
+            eval split are drawn.
+        output_dir: where the PNGs go.
+
+    Returns:
+        The written files.
+    """
+    info = dataset_info(config.data.dataset)
+    size = config.data.synthetic_image_size
+    data = build_dataset(
+        config.data.dataset,
+        config.data.eval_split,
+        data_dir=config.data.data_dir,
+        training=False,
+        batch_size=1,
+        num_examples=config.data.num_eval_examples,
+        synthetic_image_size=(size, size),
+    ).take(config.runtime.num_visualizations)
+    examples = [
+        (
+            f"{config.data.eval_split}_{index:03d}",
+            denormalize_images(images[0]).numpy(),
+            labels[0].numpy(),
+        )
+        for index, (images, labels) in enumerate(data)
+    ]
+    written = write_prediction_panels(model, examples, output_dir, info)
+    if model.fusion in GATED_FUSIONS:
+        named = [(name, image) for name, image, _ in examples]
+        written += write_gate_figures(model, named, output_dir, info)
+    return written
 
 
 def run_experiment(
@@ -190,12 +227,14 @@ def run_experiment(
     """
     config.validate()
     runtime = config.runtime
+    # First: MultiWorkerMirroredStrategy configures collective ops, which
+    # TensorFlow allows only before its runtime starts (seeding starts it).
+    strategy = strategy or create_strategy(runtime.strategy, runtime.tpu)
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     if runtime.seed is not None:
         keras.utils.set_random_seed(runtime.seed)
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
-    strategy = strategy or create_strategy(runtime.strategy, runtime.tpu)
     replicas = strategy.num_replicas_in_sync
     if config.data.batch_size % replicas:
         raise ValueError(
@@ -211,13 +250,17 @@ def run_experiment(
         run_dir = os.path.join(
             model_dir, "workers", str(strategy.cluster_resolver.task_id)
         )
-    os.makedirs(run_dir, exist_ok=True)
     if chief:
         _check_config(config, model_dir)
     info = dataset_info(config.data.dataset)
     initial_step = backed_up_step(run_dir, runtime.steps_per_loop)
     total_steps = config.schedule.steps
-    if initial_step and chief:
+    if initial_step >= total_steps and chief:
+        print(
+            f"{model_dir} has finished all {total_steps} steps; evaluating "
+            "and exporting again (use a new model_dir to start over)."
+        )
+    elif initial_step and chief:
         print(
             f"Resuming {model_dir} from step {initial_step} of "
             f"{total_steps} (backup in {run_directory.BACKUP_DIR}/)."
@@ -240,6 +283,11 @@ def run_experiment(
         repeat=True,
         initial_step=initial_step,
     )
+    # Written once the data is found, so a failed start leaves no config.
+    os.makedirs(run_dir, exist_ok=True)
+    if chief:
+        with open(os.path.join(model_dir, run_directory.CONFIG_FILE), "w") as f:
+            f.write(config.to_json())
     with strategy.scope():
         model = build_model(config, resuming=initial_step > 0)
 
@@ -310,10 +358,26 @@ def run_experiment(
         # The run had already finished before this call: evaluate again.
         final = evaluation.evaluate(total_steps)
     summary.update({"final": final, "best": evaluation.best})
+    if runtime.export:
+        summary["export"] = export_saved_model(
+            model,
+            os.path.join(model_dir, run_directory.EXPORT_DIR),
+            mode=runtime.eval_mode,
+            crop_size=runtime.eval_crop_size,
+            stride=runtime.eval_stride,
+        )
+    if runtime.num_visualizations:
+        summary["visualizations"] = write_visualizations(
+            model,
+            config,
+            os.path.join(model_dir, run_directory.VISUALIZATION_DIR),
+        )
     with open(os.path.join(model_dir, run_directory.METRICS_FILE)) as f:
         metrics = json.load(f)
     metrics["summary"] = {
-        k: v for k, v in summary.items() if k not in ("final", "best")
+        k: v
+        for k, v in summary.items()
+        if k not in ("final", "best", "visualizations")
     }
     with open(os.path.join(model_dir, run_directory.METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)

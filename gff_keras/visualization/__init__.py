@@ -13,6 +13,9 @@ from gff_keras.visualization.predict_files import predict_files
 from gff_keras.visualization.read_image import read_image
 from gff_keras.visualization.segmenter import Segmenter
 from gff_keras.visualization.write_gate_figures import write_gate_figures
+from gff_keras.visualization.write_prediction_panels import (
+    write_prediction_panels,
+)
 
 __all__ = [
     "Segmenter",
@@ -28,4 +31,5 @@ __all__ = [
     "predict_files",
     "read_image",
     "write_gate_figures",
+    "write_prediction_panels",
 ]
