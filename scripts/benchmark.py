@@ -1,13 +1,23 @@
-"""Benchmarks: input pipeline throughput (model timings: performance issue).
+"""Benchmarks: model cost and speed (Table 3), and the input pipeline.
 
 Usage:
+    python scripts/benchmark.py --backbone=resnet101 --num_classes=150 \
+        --image_size=512 [--no_timing] [--json_out=rows.json]
+    python scripts/benchmark.py --backbone=resnet18 --image_size=512 \
+        --runs=5 --mixed_precision=mixed_bfloat16 --jit_compile
     python scripts/benchmark.py --pipeline [--crop_size=512] [--batch_size=16]
 
-Prints the machine, images/s and images/s per CPU core, as a markdown table,
-and writes JSON with --json_out.
+For PSPNet (`psp`), + GFF (`gff`) and + GFF + DFP (`gff_dfp`): parameters
+(auxiliary head excluded, as Table 3), FLOPs (multiply-adds counted as 2,
+from the frozen inference graph by TensorFlow's profiler: see
+`gff_keras.benchmarks.count_flops`) and, unless --no_timing, forward
+latency, training-step time, training images/s and peak memory (host RSS on
+CPU, device memory on GPU), each variant in its own process. Prints the
+machine and a markdown table; --json_out writes the rows.
 """
 
 import json
+import multiprocessing
 import os
 import platform
 import tempfile
@@ -17,18 +27,49 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from gff_keras.data import build_dataset  # noqa: E402
-from gff_keras.data.throughput import measure_throughput  # noqa: E402
-from gff_keras.data.throughput import write_ade20k_like_files  # noqa: E402
-
 _PIPELINE = flags.DEFINE_bool(
     "pipeline", False, "Measure the training input pipeline alone."
 )
-_CROP = flags.DEFINE_integer("crop_size", 512, "Training crop size.")
-_BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
-_FILES = flags.DEFINE_integer("num_files", 32, "ADE20K-sized JPEGs to write.")
-_BATCHES = flags.DEFINE_integer("batches", 10, "Timed batches per run.")
+_MODELS = flags.DEFINE_list(
+    "models", ["psp", "gff", "gff_dfp"], "Variants: psp, gff, gff_dfp."
+)
+_BACKBONE = flags.DEFINE_string("backbone", "resnet101", "Backbone name.")
+_NUM_CLASSES = flags.DEFINE_integer("num_classes", 150, "Classes.")
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", 512, "Side of the square input (FLOPs and forward)."
+)
+_OUTPUT_STRIDE = flags.DEFINE_integer("output_stride", 8, "8, 16 or 32.")
+_NO_TIMING = flags.DEFINE_bool("no_timing", False, "Parameters and FLOPs only.")
+_RUNS = flags.DEFINE_integer("runs", 5, "Timed runs (median reported).")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs first.")
+_TRAIN_BATCH = flags.DEFINE_integer(
+    "train_batch_size", 2, "Training-step batch."
+)
+_TRAIN_SIZE = flags.DEFINE_integer(
+    "train_image_size", None, "Training crop side; defaults to image_size."
+)
+_MIXED = flags.DEFINE_enum(
+    "mixed_precision",
+    "float32",
+    ["float32", "mixed_float16", "mixed_bfloat16"],
+    "Keras dtype policy.",
+)
+_JIT = flags.DEFINE_bool("jit_compile", False, "Compile with XLA.")
+_CROP = flags.DEFINE_integer("crop_size", 512, "Pipeline: crop size.")
+_BATCH = flags.DEFINE_integer("batch_size", 16, "Pipeline: batch size.")
+_FILES = flags.DEFINE_integer(
+    "num_files", 32, "Pipeline: ADE20K-sized JPEGs to write."
+)
+_BATCHES = flags.DEFINE_integer(
+    "batches", 10, "Pipeline: timed batches per run."
+)
 _JSON = flags.DEFINE_string("json_out", None, "Write results as JSON.")
+
+VARIANTS = {
+    "psp": {"fusion": "none", "dfp": False},
+    "gff": {"fusion": "gff", "dfp": False},
+    "gff_dfp": {"fusion": "gff", "dfp": True},
+}
 
 
 def machine_description() -> str:
@@ -45,6 +86,10 @@ def machine_description() -> str:
 
 
 def pipeline_row() -> dict:
+    from gff_keras.data import build_dataset
+    from gff_keras.data.throughput import measure_throughput
+    from gff_keras.data.throughput import write_ade20k_like_files
+
     with tempfile.TemporaryDirectory() as root:
         data_dir = write_ade20k_like_files(root, count=_FILES.value)
         dataset = build_dataset(
@@ -70,22 +115,128 @@ def pipeline_row() -> dict:
     }
 
 
-def main(argv):
-    del argv
-    if not _PIPELINE.value:
+def model_row(settings: dict) -> dict:
+    """One variant's row; runs in a fresh process (its own peak memory)."""
+    import keras
+
+    from gff_keras import GFFNet
+    from gff_keras.benchmarks import count_flops
+    from gff_keras.benchmarks import measure_model
+
+    keras.mixed_precision.set_global_policy(settings["mixed_precision"])
+    size = settings["image_size"]
+    model = GFFNet(
+        settings["num_classes"],
+        backbone=settings["backbone"],
+        output_stride=settings["output_stride"],
+        **VARIANTS[settings["model"]],
+    )
+    row = {
+        "model": settings["model"],
+        "backbone": settings["backbone"],
+        "image_size": size,
+        "output_stride": settings["output_stride"],
+        "num_classes": settings["num_classes"],
+        "params": model.parameter_count(),
+    }
+    flops = count_flops(model, (1, size, size, 3), by_op_type=True)
+    row["flops"] = flops["total"]
+    row["conv_flops"] = flops["multiply_add"]
+    if settings["timing"]:
+        row.update(
+            measure_model(
+                model,
+                size,
+                train_batch_size=settings["train_batch_size"],
+                train_image_size=settings["train_image_size"],
+                runs=settings["runs"],
+                warmup=settings["warmup"],
+                jit_compile=settings["jit_compile"],
+            )
+        )
+        row["gflops_per_s"] = round(row["flops"] / row["forward_ms"] / 1e6, 2)
+        row["mixed_precision"] = settings["mixed_precision"]
+        row["jit_compile"] = settings["jit_compile"]
+    row["machine"] = settings["machine"]
+    return row
+
+
+def model_rows() -> list:
+    unknown = set(_MODELS.value) - set(VARIANTS)
+    if unknown:
         raise app.UsageError(
-            "Only --pipeline is implemented so far; model benchmarks come "
-            "with the performance issue."
+            f"--models: unknown {sorted(unknown)}; expected {list(VARIANTS)}"
         )
-    rows = [pipeline_row()]
-    print(f"machine: {rows[0]['machine']}")
-    print("| crop | batch | images/s | images/s per core |")
-    print("|---|---|---|---|")
+    settings = {
+        "backbone": _BACKBONE.value,
+        "num_classes": _NUM_CLASSES.value,
+        "image_size": _IMAGE_SIZE.value,
+        "output_stride": _OUTPUT_STRIDE.value,
+        "timing": not _NO_TIMING.value,
+        "runs": _RUNS.value,
+        "warmup": _WARMUP.value,
+        "train_batch_size": _TRAIN_BATCH.value,
+        "train_image_size": _TRAIN_SIZE.value or _IMAGE_SIZE.value,
+        "mixed_precision": _MIXED.value,
+        "jit_compile": _JIT.value,
+        "machine": machine_description(),
+    }
+    # A fresh process per variant: TensorFlow keeps memory it once used,
+    # so peak RSS would otherwise be the largest variant's so far.
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for name in _MODELS.value:
+        with context.Pool(1) as pool:
+            rows.append(pool.apply(model_row, ({**settings, "model": name},)))
+    return rows
+
+
+def print_model_table(rows: list) -> None:
+    base = next((r for r in rows if r["model"] == "psp"), None)
+    timed = "forward_ms" in rows[0]
+    header = "| model | params | GFLOPs | vs psp |"
+    if timed:
+        header += " forward ms | train step ms | images/s | GFLOP/s | peak MB |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
     for row in rows:
-        print(
-            f"| {row['crop_size']} | {row['batch_size']} | "
-            f"{row['images_per_s']} | {row['images_per_s_per_core']} |"
+        overhead = (
+            f"{100 * (row['flops'] / base['flops'] - 1):+.1f}%" if base else "-"
         )
+        line = (
+            f"| {row['model']} | {row['params']:,} | "
+            f"{row['flops'] / 1e9:.1f} | {overhead} |"
+        )
+        if timed:
+            line += (
+                f" {row['forward_ms']:.0f} | {row['train_step_ms']:.0f} | "
+                f"{row['images_per_s']:.2f} | {row['gflops_per_s']:.1f} | "
+                f"{row['peak_memory_mb']:.0f} |"
+            )
+        print(line)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if _PIPELINE.value:
+        rows = [pipeline_row()]
+        print(f"machine: {rows[0]['machine']}")
+        print("| crop | batch | images/s | images/s per core |")
+        print("|---|---|---|---|")
+        for row in rows:
+            print(
+                f"| {row['crop_size']} | {row['batch_size']} | "
+                f"{row['images_per_s']} | {row['images_per_s_per_core']} |"
+            )
+    else:
+        rows = model_rows()
+        print(
+            f"machine: {rows[0]['machine']}; {_BACKBONE.value}, "
+            f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, output stride "
+            f"{_OUTPUT_STRIDE.value}, {_NUM_CLASSES.value} classes"
+        )
+        print_model_table(rows)
     if _JSON.value:
         with open(_JSON.value, "w") as f:
             json.dump(rows, f, indent=1)

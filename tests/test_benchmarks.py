@@ -1,0 +1,108 @@
+"""Benchmarks: FLOP counting against hand counts, benchmark.py rows."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from gff_keras import GFFNet
+from gff_keras.benchmarks import count_flops
+from gff_keras.benchmarks import measure_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_flops_of_convolutions_and_dense_layers_equal_hand_counts():
+    inputs = keras.Input((12, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    # Strided: 6x4 outputs, each 3*3*4 multiply-adds per filter.
+    x = keras.layers.Conv2D(6, 3, strides=2, dilation_rate=1, padding="same")(x)
+    # Dilated: TensorFlow runs it as a convolution of space-to-batch
+    # blocks, exact when the size is a multiple of the rate (6x4, 2).
+    x = keras.layers.Conv2D(2, 3, dilation_rate=2, padding="same")(x)
+    outputs = keras.layers.Dense(5)(x)
+    model = keras.Model(inputs, outputs)
+    counts = count_flops(model, (2, 12, 8, 3), by_op_type=True)
+
+    batch = 2
+    first = 2 * batch * 12 * 8 * 4 * (3 * 3 * 3)
+    second = 2 * batch * 6 * 4 * 6 * (3 * 3 * 4)
+    third = 2 * batch * 6 * 4 * 2 * (3 * 3 * 6)
+    dense = 2 * batch * 6 * 4 * 5 * 2
+    biases = batch * 6 * 4 * (6 + 2 + 5)
+    assert counts["Conv2D"] == first + second + third
+    assert counts["MatMul"] == dense
+    assert counts["BiasAdd"] == biases
+    assert counts["multiply_add"] == first + second + third + dense
+    assert counts["total"] == first + second + third + dense + biases
+    assert counts["total"] == count_flops(model, (2, 12, 8, 3))
+
+
+def test_flops_need_a_full_shape():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    with pytest.raises(ValueError, match="fully known"):
+        count_flops(model, (1, None, None, 3))
+
+
+def test_gff_flops_grow_with_the_added_layers():
+    small = dict(backbone="resnet18", output_stride=8, ppm_channels=32)
+    psp = GFFNet(5, fusion="none", dfp=False, **small)
+    gff = GFFNet(5, fusion="gff", dfp=False, fused_channels=16, **small)
+    shape = (1, 64, 64, 3)
+    psp_flops, gff_flops = count_flops(psp, shape), count_flops(gff, shape)
+    # Two 3x3 16->16 convs at each level's resolution: res2 at 1/4, the
+    # other three at 1/8 (a lower bound on what GFF adds).
+    refine = 2 * 2 * (16 * 16 + 3 * 8 * 8) * 16 * 9 * 16
+    assert gff_flops - psp_flops > refine
+
+
+def test_measure_model_reports_positive_timings():
+    model = GFFNet(
+        4,
+        backbone="resnet18",
+        output_stride=32,
+        fused_channels=16,
+        ppm_channels=32,
+    )
+    row = measure_model(model, 48, runs=1, warmup=1)
+    assert row["forward_ms"] > 0 and row["train_step_ms"] > 0
+    assert row["images_per_s"] == pytest.approx(
+        2e3 / row["train_step_ms"], rel=1e-2
+    )
+    assert row["peak_memory_mb"] > 100
+
+
+def test_benchmark_script_writes_one_row_per_variant(tmp_path):
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "benchmark.py"),
+            "--backbone=resnet18",
+            "--num_classes=5",
+            "--image_size=48",
+            "--no_timing",
+            f"--json_out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == ["psp", "gff", "gff_dfp"]
+    for row in rows:
+        assert {"backbone", "image_size", "params", "flops"} <= set(row)
+        assert row["backbone"] == "resnet18" and row["image_size"] == 48
+        assert "forward_ms" not in row
+    params = [r["params"] for r in rows]
+    flops = [r["flops"] for r in rows]
+    assert params == sorted(params) and flops == sorted(flops)
+    expected = GFFNet(5, backbone="resnet18", fusion="gff", dfp=True)
+    assert rows[2]["params"] == expected.parameter_count()
+    assert "| gff_dfp |" in result.stdout
