@@ -118,9 +118,15 @@ def test_imagenet_source_downloads_through_keras_applications(monkeypatch):
 )
 def test_feature_strides(output_stride, expected):
     backbone = DilatedResNet(depth=18, output_stride=output_stride)
+    assert backbone.feature_strides == expected
     features = backbone(np.zeros((1, 128, 96, 3), "float32"))
     for name, stride in expected.items():
         assert features[name].shape[1:3] == (128 // stride, 96 // stride)
+    # At odd sizes too, levels of one stride have one size (GatedFullyFusion
+    # groups them by stride).
+    features = backbone(np.zeros((1, 75, 53, 3), "float32"))
+    for name, stride in expected.items():
+        assert features[name].shape[1:3] == (-(-75 // stride), -(-53 // stride))
 
 
 def test_output_stride_8_dilations_and_channels():

@@ -155,6 +155,32 @@ def test_output_stride_resolution_option_is_cheaper_and_same_params():
 
 
 @pytest.mark.parametrize(
+    "kwargs,strides",
+    [
+        (dict(output_stride=8), (4, 8, 8, 8)),
+        (dict(output_stride=16, gate_channels=16), (4, 8, 16, 16)),
+        (dict(level_resolution="output_stride"), (8, 8, 8, 8)),
+    ],
+    ids=["os8", "os16_gate16", "output_stride_resolution"],
+)
+def test_grouped_fusion_keeps_logits(kwargs, strides):
+    """The grouped GFF is a faster computation of the same model."""
+    grouped = small_model(**kwargs)
+    reference = small_model(fusion_implementation="reference", **kwargs)
+    assert grouped.get_config()["fusion_implementation"] == "grouped"
+    assert grouped.fusion_layer.level_strides == strides
+    reference.set_weights(grouped.get_weights())
+    # Odd sizes: the levels' sizes are rounded up at every stride-2 step.
+    images, _ = fixed_batch(height=75, width=53, batch=1)
+    np.testing.assert_allclose(
+        np.asarray(grouped(images, training=False)),
+        np.asarray(reference(images, training=False)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
     "kwargs",
     [
         dict(fusion="gff", dfp=True),
@@ -202,6 +228,7 @@ def test_backbone_weights_argument(tmp_path):
         (dict(backbone="vgg16"), "backbone"),
         (dict(level_resolution="half"), "level_resolution"),
         (dict(fusion_order="random"), "order"),
+        (dict(fusion_implementation="fast"), "implementation"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, message):

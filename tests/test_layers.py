@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from references import np_conv1x1
 from references import np_resize_bilinear
 from references import np_resize_like
@@ -29,6 +30,9 @@ MULTI_LEVEL_LAYERS = {
     "GatedFullyFusion": lambda: layers.GatedFullyFusion(),
     "GatedFullyFusionSequential": lambda: layers.GatedFullyFusion(
         gate_channels=CHANNELS, order="sequential"
+    ),
+    "GatedFullyFusionReference": lambda: layers.GatedFullyFusion(
+        implementation="reference", level_strides=(4, 8, 16)
     ),
     "ConcatFusion": lambda: layers.ConcatFusion(),
     "AddFusion": lambda: layers.AddFusion(),
@@ -211,6 +215,122 @@ def test_gff_closed_gates_return_inputs(order):
         np.testing.assert_allclose(np.asarray(output), x, atol=1e-6)
 
 
+# Level strides of a ResNet at output stride 8, 16 and 32, and of every
+# level resized to 1/8 first (GFFNet's `level_resolution="output_stride"`).
+STRIDE_LAYOUTS = {
+    "os8": (4, 8, 8, 8),
+    "os16": (4, 8, 16, 16),
+    "os32": (4, 8, 16, 32),
+    "one_size": (8, 8, 8, 8),
+}
+
+
+def level_sizes(height, width, strides):
+    """Sizes of ResNet levels for an image: each stride-2 step rounds up."""
+    sizes = []
+    for stride in strides:
+        steps = stride.bit_length() - 1
+        h, w = height, width
+        for _ in range(steps):
+            h, w = -(-h // 2), -(-w // 2)
+        sizes.append((h, w))
+    return sizes
+
+
+def gff_pair(strides, gate_channels, features):
+    """Grouped and reference fusions with equal, spread gate weights."""
+    kwargs = dict(gate_channels=gate_channels, return_gates=True)
+    grouped = layers.GatedFullyFusion(level_strides=strides, **kwargs)
+    reference = layers.GatedFullyFusion(implementation="reference", **kwargs)
+    grouped(features)
+    reference(features)
+    rng = np.random.default_rng(1)
+    grouped.set_weights(
+        [rng.normal(size=w.shape) for w in grouped.get_weights()]
+    )
+    reference.set_weights(grouped.get_weights())
+    return grouped, reference
+
+
+def unknown_size_model(layer):
+    inputs = [keras.Input((None, None, CHANNELS)) for _ in range(4)]
+    return keras.Model(inputs, layer(inputs))
+
+
+def assert_same_fusion(a, b):
+    for x, y in zip(keras.tree.flatten(a), keras.tree.flatten(b)):
+        np.testing.assert_allclose(
+            np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("gate_channels", [1, CHANNELS])
+@pytest.mark.parametrize("layout", list(STRIDE_LAYOUTS))
+def test_grouped_gff_equals_reference(layout, gate_channels):
+    strides = STRIDE_LAYOUTS[layout]
+    # An odd image size, so that the levels' sizes are not exact ratios.
+    features = random_levels(level_sizes(75, 53, strides))
+    grouped, reference = gff_pair(strides, gate_channels, features)
+    expected = reference(features)
+    assert_same_fusion(grouped(features), expected)
+    # Static sizes unknown: grouped by `level_strides`.
+    assert_same_fusion(unknown_size_model(grouped)(features), expected)
+    for zeroed in [(0,), (2,), (1, 3)]:
+        grouped.zeroed_levels = reference.zeroed_levels = zeroed
+        assert_same_fusion(grouped(features), reference(features))
+    grouped.zeroed_levels = ()
+    # Without strides, levels of unknown size are groups of one.
+    grouped.level_strides = None
+    assert_same_fusion(unknown_size_model(grouped)(features), expected)
+
+
+def count_resizes(layer, channels=CHANNELS, levels=4, sizes=None):
+    """Resize ops in the graph of one call, on static or unknown sizes."""
+    sizes = sizes or [(None, None)] * levels
+    specs = [tf.TensorSpec((1, h, w, channels)) for h, w in sizes]
+    graph = tf.function(layer).get_concrete_function(specs).graph
+    return sum(op.type == "ResizeBilinear" for op in graph.get_operations())
+
+
+@pytest.mark.parametrize(
+    "layout,reference_count,grouped_count",
+    [("os8", 12, 2), ("os16", 12, 6), ("os32", 12, 12), ("one_size", 12, 0)],
+)
+def test_grouped_gff_resizes_once_per_pair_of_groups(
+    layout, reference_count, grouped_count
+):
+    strides = STRIDE_LAYOUTS[layout]
+    features = random_levels(level_sizes(75, 53, strides))
+    grouped, reference = gff_pair(strides, 1, features)
+    assert count_resizes(reference) == reference_count
+    assert count_resizes(grouped) == grouped_count
+    # With known sizes and no strides, levels group by size.
+    grouped.level_strides = None
+    sizes = [x.shape[1:3] for x in features]
+    assert count_resizes(grouped, sizes=sizes) == grouped_count
+    # The sequential order keeps the direct loop.
+    sequential = layers.GatedFullyFusion(
+        order="sequential", level_strides=strides
+    )
+    sequential(features)
+    assert count_resizes(sequential) == reference_count
+
+
+def test_gff_config_keeps_implementation_and_strides():
+    layer = layers.GatedFullyFusion(
+        implementation="reference", level_strides=[4, 8, 8]
+    )
+    config = layer.get_config()
+    assert config["implementation"] == "reference"
+    assert tuple(config["level_strides"]) == (4, 8, 8)
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert restored.implementation == "reference"
+    assert restored.level_strides == (4, 8, 8)
+    assert layers.GatedFullyFusion().get_config()["implementation"] == (
+        "grouped"
+    )
+
+
 def test_baseline_fusions_match_numpy():
     features = random_levels()
     add = [np.asarray(x) for x in layers.AddFusion()(features)]
@@ -325,6 +445,16 @@ def test_bilinear_resize_matches_numpy():
             [np.zeros((1, 4, 4, 8)), np.zeros((1, 2, 2, 8))],
             "gate_channels",
         ),
+        (
+            layers.GatedFullyFusion(level_strides=(4, 8, 8)),
+            [np.zeros((1, 4, 4, 8)), np.zeros((1, 2, 2, 8))],
+            "one stride per level",
+        ),
+        (
+            layers.GatedFullyFusion(level_strides=(8, 8)),
+            [np.zeros((1, 4, 4, 8)), np.zeros((1, 2, 2, 8))],
+            "same height and width",
+        ),
     ],
 )
 def test_bad_inputs_raise_clear_errors(layer, inputs, message):
@@ -335,5 +465,9 @@ def test_bad_inputs_raise_clear_errors(layer, inputs, message):
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="order"):
         layers.GatedFullyFusion(order="parallel")
+    with pytest.raises(ValueError, match="implementation"):
+        layers.GatedFullyFusion(implementation="fast")
+    with pytest.raises(ValueError, match="level_strides"):
+        layers.GatedFullyFusion(level_strides=(4, 0))
     with pytest.raises(ValueError, match="bins"):
         layers.PyramidPooling(bins=(0, 2))

@@ -39,6 +39,22 @@ def stage_strides_and_dilations(output_stride):
     return plan
 
 
+def feature_strides(output_stride):
+    """Returns the strides of res2..res5 relative to the input image.
+
+    Stages that trade stride for dilation keep the previous stage's stride,
+    and their features then have the same height and width as that stage's
+    for every input size (their convolutions use stride 1 and "same"
+    padding).
+    """
+    strides = []
+    current_stride = 4  # after the stem's conv and max-pool
+    for stride, _ in stage_strides_and_dilations(output_stride):
+        current_stride *= stride
+        strides.append(current_stride)
+    return tuple(strides)
+
+
 @keras.saving.register_keras_serializable(package="gff_keras")
 class DilatedResNet(keras.Model):
     """ResNet v1 whose last stages trade stride for dilation.
@@ -47,6 +63,7 @@ class DilatedResNet(keras.Model):
     stages, `{"res2", "res3", "res4", "res5"}` (strides 4, 8, 16, 32 for the
     plain network). `output_stride=8` keeps res4 and res5 at 1/8 of the input
     by dilating their 3x3 convolutions by 2 and 4; `16` dilates only res5.
+    The attribute `feature_strides` maps each output name to its stride.
     The first block of a dilated stage uses the dilation of the stage before
     (the stride it replaces), as torchvision's `replace_stride_with_dilation`
     and mmsegmentation do.
@@ -154,6 +171,9 @@ class DilatedResNet(keras.Model):
             name: STAGE_WIDTHS[i] * expansion
             for i, name in enumerate(FEATURE_NAMES)
         }
+        self.feature_strides = dict(
+            zip(FEATURE_NAMES, feature_strides(output_stride))
+        )
 
     @staticmethod
     def _batch_norm(name, momentum):

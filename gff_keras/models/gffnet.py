@@ -88,6 +88,10 @@ class GFFNet(keras.Model):
             or `fused_channels` (authors' code). Defaults to `1`.
         fusion_order: `"simultaneous"` (paper) or `"sequential"` (authors'
             code), for `fusion="gff"`. Defaults to `"simultaneous"`.
+        fusion_implementation: `"grouped"` or `"reference"`, how
+            `GatedFullyFusion` computes eq. 5 for `fusion="gff"`: grouped
+            sums the levels that share a resolution before resizing (the
+            same result with fewer resizes). Defaults to `"grouped"`.
         level_resolution: `"native"` runs fusion and the per-level
             convolutions at each level's own resolution (the paper's text);
             `"output_stride"` first resizes every level to res5's size,
@@ -130,6 +134,7 @@ class GFFNet(keras.Model):
         ppm_channels=512,
         gate_channels=1,
         fusion_order="simultaneous",
+        fusion_implementation="grouped",
         level_resolution="native",
         dfp_kernel_size=1,
         dropout=0.1,
@@ -166,8 +171,15 @@ class GFFNet(keras.Model):
             ppm_channels, name="pyramid_pooling"
         )
         multi_level = fusion != "none" or dfp
+        level_strides = [backbone.feature_strides[n] for n in FEATURE_NAMES]
+        if level_resolution == "output_stride":
+            level_strides = [level_strides[-1]] * len(level_strides)
         self.fusion_layer = self._make_fusion(
-            fusion, gate_channels, fusion_order
+            fusion,
+            gate_channels,
+            fusion_order,
+            fusion_implementation,
+            level_strides,
         )
         self.dense_feature_pyramid = (
             DenseFeaturePyramid(
@@ -282,6 +294,7 @@ class GFFNet(keras.Model):
         self.ppm_channels = ppm_channels
         self.gate_channels = gate_channels
         self.fusion_order = fusion_order
+        self.fusion_implementation = fusion_implementation
         self.level_resolution = level_resolution
         self.dfp_kernel_size = dfp_kernel_size
         self.dropout = dropout
@@ -291,12 +304,18 @@ class GFFNet(keras.Model):
         self._segmentation_loss = None
 
     @staticmethod
-    def _make_fusion(fusion, gate_channels, fusion_order):
+    def _make_fusion(
+        fusion, gate_channels, fusion_order, implementation, level_strides
+    ):
         if fusion == "gff":
+            # The strides let the fusion group levels of one resolution
+            # although the model's input size is unknown when it is built.
             return GatedFullyFusion(
                 gate_channels=gate_channels,
                 order=fusion_order,
                 return_gates=True,
+                implementation=implementation,
+                level_strides=level_strides,
                 name="fusion",
             )
         if fusion == "gated_fpn":
@@ -522,6 +541,7 @@ class GFFNet(keras.Model):
             "ppm_channels": self.ppm_channels,
             "gate_channels": self.gate_channels,
             "fusion_order": self.fusion_order,
+            "fusion_implementation": self.fusion_implementation,
             "level_resolution": self.level_resolution,
             "dfp_kernel_size": self.dfp_kernel_size,
             "dropout": self.dropout,
