@@ -42,6 +42,9 @@ _OUTPUT_STRIDE = flags.DEFINE_integer("output_stride", 8, "8, 16 or 32.")
 _NO_TIMING = flags.DEFINE_bool("no_timing", False, "Parameters and FLOPs only.")
 _RUNS = flags.DEFINE_integer("runs", 5, "Timed runs (median reported).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs first.")
+_TRAIN_RUNS = flags.DEFINE_integer(
+    "train_runs", None, "Timed training steps (default --runs; 0 skips)."
+)
 _TRAIN_BATCH = flags.DEFINE_integer(
     "train_batch_size", 2, "Training-step batch."
 )
@@ -151,6 +154,7 @@ def model_row(settings: dict) -> dict:
                 train_image_size=settings["train_image_size"],
                 runs=settings["runs"],
                 warmup=settings["warmup"],
+                train_runs=settings["train_runs"],
                 jit_compile=settings["jit_compile"],
             )
         )
@@ -175,6 +179,7 @@ def model_rows() -> list:
         "timing": not _NO_TIMING.value,
         "runs": _RUNS.value,
         "warmup": _WARMUP.value,
+        "train_runs": _TRAIN_RUNS.value,
         "train_batch_size": _TRAIN_BATCH.value,
         "train_image_size": _TRAIN_SIZE.value or _IMAGE_SIZE.value,
         "mixed_precision": _MIXED.value,
@@ -208,10 +213,14 @@ def print_model_table(rows: list) -> None:
             f"{row['flops'] / 1e9:.1f} | {overhead} |"
         )
         if timed:
+            train = (
+                f"{row['train_step_ms']:.0f} | {row['images_per_s']:.2f}"
+                if "train_step_ms" in row
+                else "- | -"
+            )
             line += (
-                f" {row['forward_ms']:.0f} | {row['train_step_ms']:.0f} | "
-                f"{row['images_per_s']:.2f} | {row['gflops_per_s']:.1f} | "
-                f"{row['peak_memory_mb']:.0f} |"
+                f" {row['forward_ms']:.0f} | {train} | "
+                f"{row['gflops_per_s']:.1f} | {row['peak_memory_mb']:.0f} |"
             )
         print(line)
 

@@ -74,6 +74,8 @@ def test_measure_model_reports_positive_timings():
         2e3 / row["train_step_ms"], rel=1e-2
     )
     assert row["peak_memory_mb"] > 100
+    forward_only = measure_model(model, 48, runs=1, warmup=1, train_runs=0)
+    assert set(forward_only) == {"forward_ms", "peak_memory_mb"}
 
 
 def test_benchmark_script_writes_one_row_per_variant(tmp_path):

@@ -35,6 +35,7 @@ def measure_model(
     train_image_size: int | None = None,
     runs: int = 5,
     warmup: int = 2,
+    train_runs: int | None = None,
     jit_compile: bool = False,
     seed: int = 0,
 ) -> dict:
@@ -59,12 +60,15 @@ def measure_model(
             `image_size`.
         runs: int, timed repetitions. Defaults to 5.
         warmup: int, untimed repetitions first. Defaults to 2.
+        train_runs: int, timed training steps; defaults to `runs`; 0 skips
+            the training step (and its keys in the result).
         jit_compile: bool, compile both with XLA.
         seed: int, for the random inputs.
 
     Returns:
         A dict with `forward_ms`, `train_step_ms`, `images_per_s` (training
-        images per second) and `peak_memory_mb`.
+        images per second) and `peak_memory_mb` (without the training keys
+        when `train_runs=0`).
 
     Example:
 
@@ -91,25 +95,28 @@ def measure_model(
         lambda x: model(x, training=False), jit_compile=jit_compile
     )
     forward_ms = _median_ms(lambda: forward(images).numpy(), runs, warmup)
-    num_classes = int(forward(images).shape[-1])
-    labels = tf.constant(
-        rng.integers(
-            0,
-            num_classes,
-            size=(train_batch_size, train_image_size, train_image_size),
-        ),
-        tf.int32,
-    )
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
-        jit_compile=jit_compile,
-    )
-    train_ms = _median_ms(
-        lambda: model.train_on_batch(train_images, labels), runs, warmup
-    )
-    return {
-        "forward_ms": round(forward_ms, 2),
-        "train_step_ms": round(train_ms, 2),
-        "images_per_s": round(1e3 * train_batch_size / train_ms, 3),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-    }
+    row = {"forward_ms": round(forward_ms, 2)}
+    train_runs = runs if train_runs is None else train_runs
+    if train_runs:
+        num_classes = int(forward(images).shape[-1])
+        labels = tf.constant(
+            rng.integers(
+                0,
+                num_classes,
+                size=(train_batch_size, train_image_size, train_image_size),
+            ),
+            tf.int32,
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
+            jit_compile=jit_compile,
+        )
+        train_ms = _median_ms(
+            lambda: model.train_on_batch(train_images, labels),
+            train_runs,
+            warmup,
+        )
+        row["train_step_ms"] = round(train_ms, 2)
+        row["images_per_s"] = round(1e3 * train_batch_size / train_ms, 3)
+    row["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    return row

@@ -36,6 +36,7 @@ class ModelConfig:
     ppm_channels: int = 512
     gate_channels: int = 1
     fusion_order: str = "simultaneous"
+    fusion_implementation: str = "grouped"
     level_resolution: str = "native"
     dfp_kernel_size: int = 1
     dropout: float = 0.1
