@@ -21,12 +21,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import json  # noqa: E402
 import math  # noqa: E402
 
+import inference_flags  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from gff_keras.evaluation.evaluate_dataset import evaluate_dataset  # noqa: E402
-from gff_keras.evaluation.predict_logits import MODES  # noqa: E402
-from gff_keras.evaluation.predict_logits import PAPER_SCALES  # noqa: E402
 from gff_keras.models import load_model  # noqa: E402
 from gff_keras.models import read_run_config  # noqa: E402
 
@@ -38,17 +37,6 @@ _DATASET = flags.DEFINE_string(
 )
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset root directory.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to score.")
-_MODE = flags.DEFINE_enum("mode", "whole", MODES, "Inference mode.")
-_CROP = flags.DEFINE_list(
-    "crop_size", None, "Sliding window size: N or H,W (slide, ms_flip)."
-)
-_STRIDE = flags.DEFINE_list(
-    "stride", None, "Window stride: N or H,W; defaults to 2/3 of the crop."
-)
-_SCALES = flags.DEFINE_list(
-    "scales", [str(s) for s in PAPER_SCALES], "Scales for ms_flip."
-)
-_FLIP = flags.DEFINE_bool("flip", True, "Add flipped predictions (ms_flip).")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Images per batch.")
 _JSON = flags.DEFINE_string(
     "json_out",
@@ -62,13 +50,6 @@ _SYNTHETIC_SIZE = flags.DEFINE_integer(
     "synthetic_image_size", 192, "Synthetic only: scene height and width."
 )
 flags.mark_flag_as_required("model_dir")
-
-
-def _size(values):
-    if values is None:
-        return None
-    sizes = tuple(int(v) for v in values)
-    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def _json_ready(value):
@@ -98,18 +79,14 @@ def main(argv):
         dataset,
         split=_SPLIT.value,
         data_dir=_DATA_DIR.value,
-        mode=_MODE.value,
-        crop_size=_size(_CROP.value),
-        stride=_size(_STRIDE.value),
-        scales=tuple(float(s) for s in _SCALES.value),
-        flip=_FLIP.value,
+        **inference_flags.inference_options(),
         batch_size=_BATCH.value,
         num_examples=_NUM_EXAMPLES.value,
         synthetic_image_size=(_SYNTHETIC_SIZE.value,) * 2,
     )
 
     print(
-        f"\n{dataset} {result['split']} ({_MODE.value}), "
+        f"\n{dataset} {result['split']} ({inference_flags.MODE.value}), "
         f"{result['num_images']} images"
     )
     print(f"{'class':24s}   IoU")
@@ -128,9 +105,8 @@ def main(argv):
             if os.path.isdir(model_dir)
             else (os.path.dirname(model_dir))
         )
-        json_out = os.path.join(
-            run_dir, f"evaluation_{result['split']}_{_MODE.value}.json"
-        )
+        name = f"evaluation_{result['split']}_{inference_flags.MODE.value}"
+        json_out = os.path.join(run_dir, f"{name}.json")
     with open(json_out, "w") as f:
         json.dump(_json_ready(result), f, indent=2)
     print(f"wrote {json_out}")

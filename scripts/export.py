@@ -14,11 +14,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import inference_flags  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from gff_keras.evaluation.predict_logits import MODES  # noqa: E402
-from gff_keras.evaluation.predict_logits import PAPER_SCALES  # noqa: E402
 from gff_keras.export import export_saved_model  # noqa: E402
 from gff_keras.models import load_model  # noqa: E402
 
@@ -28,28 +27,10 @@ _MODEL_DIR = flags.DEFINE_string(
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "Model base path; default <run directory>/export."
 )
-_MODE = flags.DEFINE_enum("mode", "whole", MODES, "Inference mode.")
-_CROP = flags.DEFINE_list(
-    "crop_size", None, "Sliding window size: N or H,W (slide, ms_flip)."
-)
-_STRIDE = flags.DEFINE_list(
-    "stride", None, "Window stride: N or H,W; defaults to 2/3 of the crop."
-)
-_SCALES = flags.DEFINE_list(
-    "scales", [str(s) for s in PAPER_SCALES], "Scales for ms_flip."
-)
-_FLIP = flags.DEFINE_bool("flip", True, "Add flipped predictions (ms_flip).")
 _VERSION = flags.DEFINE_integer(
     "version", None, "Version directory; default the next free integer."
 )
 flags.mark_flag_as_required("model_dir")
-
-
-def _size(values):
-    if values is None:
-        return None
-    sizes = tuple(int(v) for v in values)
-    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def main(argv):
@@ -66,11 +47,7 @@ def main(argv):
     path = export_saved_model(
         load_model(model_dir),
         export_dir,
-        mode=_MODE.value,
-        crop_size=_size(_CROP.value),
-        stride=_size(_STRIDE.value),
-        scales=tuple(float(s) for s in _SCALES.value),
-        flip=_FLIP.value,
+        **inference_flags.inference_options(),
         version=_VERSION.value,
     )
     print(f"exported SavedModel to {path}")
