@@ -231,14 +231,13 @@ def test_overrides_parse_types_and_reject_unknown_keys():
 
 def test_train_script_leaves_a_complete_run_directory(tmp_path):
     model_dir = str(tmp_path / "run")
-    result = _run(
-        [
-            TRAIN,
-            "--experiment=synthetic_tiny",
-            f"--model_dir={model_dir}",
-            "--override=runtime.num_visualizations=1",
-        ]
-    )
+    command = [
+        TRAIN,
+        "--experiment=synthetic_tiny",
+        f"--model_dir={model_dir}",
+        "--override=runtime.num_visualizations=1",
+    ]
+    result = _run(command)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mIoU" in result.stdout
     names = (
@@ -284,14 +283,7 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
     assert outputs["predictions"].shape == (1, 37, 29)
 
     # Re-running the finished command trains nothing more and says so.
-    again = _run(
-        [
-            TRAIN,
-            "--experiment=synthetic_tiny",
-            f"--model_dir={model_dir}",
-            "--override=runtime.num_visualizations=1",
-        ]
-    )
+    again = _run(command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "has finished all 4 steps" in again.stdout
     with open(os.path.join(model_dir, "metrics.json")) as f:

@@ -98,7 +98,9 @@ def measure_model(
     row = {"forward_ms": round(forward_ms, 2)}
     train_runs = runs if train_runs is None else train_runs
     if train_runs:
-        num_classes = int(forward(images).shape[-1])
+        # From the traced output shape: no extra forward pass.
+        traced = forward.get_concrete_function(images)
+        num_classes = int(traced.structured_outputs.shape[-1])
         labels = tf.constant(
             rng.integers(
                 0,

@@ -172,6 +172,7 @@ def write_visualizations(
         batch_size=1,
         num_examples=config.data.num_eval_examples,
         synthetic_image_size=(size, size),
+        skip_bad_examples=config.data.skip_bad_examples,
     ).take(config.runtime.num_visualizations)
     examples = [
         (
