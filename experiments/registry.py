@@ -30,6 +30,7 @@ def register(name: str):
 
 def _load():
     # Registration happens on import of the experiment modules.
+    from experiments import ablation_synthetic  # noqa: F401
     from experiments import paper  # noqa: F401
     from experiments import synthetic  # noqa: F401
 

@@ -4,7 +4,7 @@ from experiments.registry import register
 from gff_keras.training.experiment_config import ExperimentConfig
 
 
-def _synthetic_config(description):
+def synthetic_base_config(description):
     config = ExperimentConfig(description=description)
     config.data.dataset = "synthetic"
     config.model.backbone = "resnet18"
@@ -18,7 +18,7 @@ def _synthetic_config(description):
 @register("synthetic_quickstart")
 def synthetic_quickstart():
     """The README's demo: GFF+DFP on ResNet-18, a few minutes on 2 cores."""
-    config = _synthetic_config(
+    config = synthetic_base_config(
         "GFFNet (GFF+DFP, ResNet-18) on 64x64 synthetic crops, 200 steps"
     )
     config.data.crop_size = 64
@@ -35,7 +35,7 @@ def synthetic_quickstart():
 @register("synthetic_tiny")
 def synthetic_tiny():
     """Seconds-long smoke run for tests: small widths, 32x32 crops."""
-    config = _synthetic_config("Tiny GFFNet smoke test on synthetic scenes")
+    config = synthetic_base_config("Tiny GFFNet smoke test on synthetic scenes")
     config.model.output_stride = 32
     config.model.fused_channels = 16
     config.model.ppm_channels = 32

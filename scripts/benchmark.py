@@ -6,8 +6,11 @@ Usage:
     python scripts/benchmark.py --backbone=resnet18 --image_size=512 \
         --runs=5 --mixed_precision=mixed_bfloat16 --jit_compile
     python scripts/benchmark.py --pipeline [--crop_size=512] [--batch_size=16]
+    python scripts/benchmark.py --models=denseaspp_densenet121,\
+denseaspp_gff_dfp_densenet121,deeplabv3plus_gff_dfp_wrn38 --no_timing
 
-For PSPNet (`psp`), + GFF (`gff`) and + GFF + DFP (`gff_dfp`): parameters
+For PSPNet (`psp`), + GFF (`gff`) and + GFF + DFP (`gff_dfp`), or any
+`GFFNet` preset named in --models (`gff_keras.models.PRESETS`): parameters
 (auxiliary head excluded, as Table 3), FLOPs (multiply-adds counted as 2,
 from the frozen inference graph by TensorFlow's profiler: see
 `gff_keras.benchmarks.count_flops`) and, unless --no_timing, forward
@@ -19,7 +22,6 @@ machine and a markdown table; --json_out writes the rows.
 import json
 import multiprocessing
 import os
-import platform
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,11 +29,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from gff_keras.benchmarks import machine_description  # noqa: E402
+from gff_keras.models.presets import PRESETS  # noqa: E402
+
 _PIPELINE = flags.DEFINE_bool(
     "pipeline", False, "Measure the training input pipeline alone."
 )
 _MODELS = flags.DEFINE_list(
-    "models", ["psp", "gff", "gff_dfp"], "Variants: psp, gff, gff_dfp."
+    "models",
+    ["psp", "gff", "gff_dfp"],
+    "Variants psp, gff, gff_dfp (built on --backbone) and/or GFFNet preset "
+    "names (their own backbone), e.g. deeplabv3plus_gff_dfp_wrn38.",
 )
 _BACKBONE = flags.DEFINE_string("backbone", "resnet101", "Backbone name.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 150, "Classes.")
@@ -75,19 +83,6 @@ VARIANTS = {
 }
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
 def pipeline_row() -> dict:
     from gff_keras.data import build_dataset
     from gff_keras.data.throughput import measure_throughput
@@ -128,15 +123,23 @@ def model_row(settings: dict) -> dict:
 
     keras.mixed_precision.set_global_policy(settings["mixed_precision"])
     size = settings["image_size"]
-    model = GFFNet(
-        settings["num_classes"],
-        backbone=settings["backbone"],
-        output_stride=settings["output_stride"],
-        **VARIANTS[settings["model"]],
-    )
+    name = settings["model"]
+    if name in VARIANTS:
+        model = GFFNet(
+            settings["num_classes"],
+            backbone=settings["backbone"],
+            output_stride=settings["output_stride"],
+            **VARIANTS[name],
+        )
+    else:
+        model = GFFNet.from_preset(
+            name,
+            settings["num_classes"],
+            output_stride=settings["output_stride"],
+        )
     row = {
-        "model": settings["model"],
-        "backbone": settings["backbone"],
+        "model": name,
+        "backbone": model.backbone_name,
         "image_size": size,
         "output_stride": settings["output_stride"],
         "num_classes": settings["num_classes"],
@@ -166,10 +169,11 @@ def model_row(settings: dict) -> dict:
 
 
 def model_rows() -> list:
-    unknown = set(_MODELS.value) - set(VARIANTS)
+    unknown = set(_MODELS.value) - set(VARIANTS) - set(PRESETS)
     if unknown:
         raise app.UsageError(
-            f"--models: unknown {sorted(unknown)}; expected {list(VARIANTS)}"
+            f"--models: unknown {sorted(unknown)}; expected variants "
+            f"{list(VARIANTS)} (on --backbone) or presets {list(PRESETS)}"
         )
     settings = {
         "backbone": _BACKBONE.value,

@@ -108,3 +108,33 @@ def test_benchmark_script_writes_one_row_per_variant(tmp_path):
     expected = GFFNet(5, backbone="resnet18", fusion="gff", dfp=True)
     assert rows[2]["params"] == expected.parameter_count()
     assert "| gff_dfp |" in result.stdout
+
+
+def test_benchmark_script_accepts_presets(tmp_path):
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "benchmark.py"),
+            "--models=gff_dfp,denseaspp_gff_dfp_densenet121",
+            "--backbone=resnet18",
+            "--num_classes=5",
+            "--image_size=32",
+            "--no_timing",
+            f"--json_out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [(r["model"], r["backbone"]) for r in rows] == [
+        ("gff_dfp", "resnet18"),
+        ("denseaspp_gff_dfp_densenet121", "densenet121"),
+    ]
+    expected = GFFNet.from_preset("denseaspp_gff_dfp_densenet121", 5)
+    assert rows[1]["params"] == expected.parameter_count()
+    assert rows[1]["flops"] > 0
+    assert "| denseaspp_gff_dfp_densenet121 |" in result.stdout

@@ -39,10 +39,19 @@ MULTI_LEVEL_LAYERS = {
     "FPNFusion": lambda: layers.FPNFusion(),
     "GatedFPNFusion": lambda: layers.GatedFPNFusion(),
     "DenseFeaturePyramid": lambda: layers.DenseFeaturePyramid(filters=6),
+    "DenseFeaturePyramidDilated": lambda: layers.DenseFeaturePyramid(
+        filters=6, kernel_size=3, dilation_rates=(2, 1)
+    ),
 }
 SINGLE_INPUT_LAYERS = {
     "ConvBNReLU": lambda: layers.ConvBNReLU(6, kernel_size=3),
     "PyramidPooling": lambda: layers.PyramidPooling(filters=6),
+    "AtrousSpatialPyramidPooling": lambda: layers.AtrousSpatialPyramidPooling(
+        filters=6, rates=(2, 3)
+    ),
+    "DenseAtrousSpatialPyramidPooling": (
+        lambda: layers.DenseAtrousSpatialPyramidPooling(6, 4, rates=(2, 3))
+    ),
 }
 
 

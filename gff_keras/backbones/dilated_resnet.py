@@ -63,7 +63,8 @@ class DilatedResNet(keras.Model):
     stages, `{"res2", "res3", "res4", "res5"}` (strides 4, 8, 16, 32 for the
     plain network). `output_stride=8` keeps res4 and res5 at 1/8 of the input
     by dilating their 3x3 convolutions by 2 and 4; `16` dilates only res5.
-    The attribute `feature_strides` maps each output name to its stride.
+    The attribute `feature_names` lists the outputs finest first and
+    `feature_strides` maps each output name to its stride.
     The first block of a dilated stage uses the dilation of the stage before
     (the stride it replaces), as torchvision's `replace_stride_with_dilation`
     and mmsegmentation do.
@@ -167,6 +168,7 @@ class DilatedResNet(keras.Model):
         self.stem = stem
         self.bn_momentum = bn_momentum
         self.image_shape = tuple(input_shape)
+        self.feature_names = FEATURE_NAMES
         self.feature_channels = {
             name: STAGE_WIDTHS[i] * expansion
             for i, name in enumerate(FEATURE_NAMES)

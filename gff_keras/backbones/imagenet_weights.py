@@ -1,9 +1,10 @@
-"""Copies ImageNet weights from `keras.applications` into a `DilatedResNet`."""
+"""Copies ImageNet weights from `keras.applications` into a backbone."""
 
 import os
 
 import keras
 
+from gff_keras.backbones.dilated_densenet import DilatedDenseNet
 from gff_keras.backbones.dilated_resnet import DilatedResNet
 
 APPLICATIONS = {
@@ -11,10 +12,28 @@ APPLICATIONS = {
     101: "ResNet101",
     152: "ResNet152",
 }
+DENSENET_APPLICATIONS = {
+    121: "DenseNet121",
+    169: "DenseNet169",
+    201: "DenseNet201",
+}
 
 
-def _reference_model(backbone: DilatedResNet, source) -> keras.Model:
+def _application_name(backbone):
+    if isinstance(backbone, DilatedDenseNet):
+        return DENSENET_APPLICATIONS[backbone.depth]
+    if isinstance(backbone, DilatedResNet):
+        return APPLICATIONS.get(backbone.depth)
+    raise TypeError(
+        "ImageNet weights can be copied into a DilatedResNet or a "
+        f"DilatedDenseNet; received {type(backbone).__name__} (for other "
+        "backbones, load a weight file with `backbone.load_weights`)."
+    )
+
+
+def _reference_model(backbone, source) -> keras.Model:
     """Builds the model whose weights are copied, loading `source`."""
+    application = _application_name(backbone)
     if isinstance(source, keras.Model):
         return source
     if not isinstance(source, (str, os.PathLike)):
@@ -23,7 +42,6 @@ def _reference_model(backbone: DilatedResNet, source) -> keras.Model:
             f"'imagenet'; received {type(source).__name__}."
         )
     source = os.fspath(source)
-    application = APPLICATIONS.get(backbone.depth)
     if source == "imagenet":
         if application is None:
             raise ValueError(
@@ -66,22 +84,24 @@ def _reference_model(backbone: DilatedResNet, source) -> keras.Model:
     )
 
 
-def load_imagenet_weights(backbone: DilatedResNet, source="imagenet") -> int:
-    """Copies ResNet weights into `backbone`, all or nothing.
+def load_imagenet_weights(backbone, source="imagenet") -> int:
+    """Copies ResNet or DenseNet weights into `backbone`, all or nothing.
 
     Layers are matched by name: a `DilatedResNet` with `stem="standard"`
-    names its layers like `keras.applications.ResNet*`, and dilation does not
-    change weight shapes. Every weighted layer of `backbone` must receive
+    names its layers like `keras.applications.ResNet*`, a `DilatedDenseNet`
+    like `keras.applications.DenseNet*`, and dilation does not change
+    weight shapes. Every weighted layer of `backbone` must receive
     weights and every weighted layer of the source must find a place;
     otherwise nothing is copied and the error lists the mismatches.
 
     Args:
-        backbone: the `DilatedResNet` to fill.
+        backbone: the `DilatedResNet` or `DilatedDenseNet` to fill.
         source: `"imagenet"` (downloaded through `keras.applications` when
-            online; ResNet-50/101/152 only), a path to a `.h5` or
-            `.weights.h5` file of the matching `keras.applications` model
-            (with or without its top), or a `keras.Model` with the same layer
-            names (a keras.applications ResNet or another `DilatedResNet`).
+            online; ResNet-50/101/152 and DenseNet-121/169/201), a path to
+            a `.h5` or `.weights.h5` file of the matching
+            `keras.applications` model (with or without its top), or a
+            `keras.Model` with the same layer names (a keras.applications
+            model or another backbone of the same kind).
 
     Returns:
         The number of layers whose weights were copied.
@@ -91,6 +111,7 @@ def load_imagenet_weights(backbone: DilatedResNet, source="imagenet") -> int:
             missing, unexpected and mis-shaped layers), or the file cannot be
             read as the matching model's weights.
         FileNotFoundError: if `source` is a path that does not exist.
+        TypeError: for a backbone without keras.applications weights.
 
     Example:
 
@@ -126,9 +147,12 @@ def load_imagenet_weights(backbone: DilatedResNet, source="imagenet") -> int:
             if len(problems) > 20
             else ""
         )
+        described = f"depth={backbone.depth}"
+        if isinstance(backbone, DilatedResNet):
+            described += f", stem={backbone.stem!r}"
         raise ValueError(
             f"Cannot copy weights from {reference.name} into {backbone.name} "
-            f"(depth={backbone.depth}, stem={backbone.stem!r}); "
+            f"({described}); "
             f"{len(problems)} mismatches, nothing was copied:\n  "
             f"{shown}{more}"
         )

@@ -1,9 +1,15 @@
 """Keras layers of the GFF network and its baselines."""
 
 from gff_keras.layers.add_fusion import AddFusion
+from gff_keras.layers.atrous_spatial_pyramid_pooling import (
+    AtrousSpatialPyramidPooling,
+)
 from gff_keras.layers.bilinear_resize import BilinearResize
 from gff_keras.layers.concat_fusion import ConcatFusion
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.dense_atrous_spatial_pyramid_pooling import (
+    DenseAtrousSpatialPyramidPooling,
+)
 from gff_keras.layers.dense_feature_pyramid import DenseFeaturePyramid
 from gff_keras.layers.fpn_fusion import FPNFusion
 from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
@@ -12,9 +18,11 @@ from gff_keras.layers.pyramid_pooling import PyramidPooling
 
 __all__ = [
     "AddFusion",
+    "AtrousSpatialPyramidPooling",
     "BilinearResize",
     "ConcatFusion",
     "ConvBNReLU",
+    "DenseAtrousSpatialPyramidPooling",
     "DenseFeaturePyramid",
     "FPNFusion",
     "GatedFPNFusion",

@@ -23,7 +23,15 @@ class DenseFeaturePyramid(keras.layers.Layer):
         filters: int, output channels of each `H_k`. Defaults to `256`.
         kernel_size: int, kernel of each `H_k`. Defaults to `1`; see
             `docs/decisions.md` for the cost of `3`.
+        dilation_rates: `None` or one dilation rate per level, in the order
+            the blocks run (coarsest level first), e.g. `(3, 6, 9)` for the
+            authors' code's DenseASPP-style blocks with `kernel_size=3`.
+            Defaults to `None` (no dilation).
         **kwargs: base layer arguments.
+
+    Raises:
+        ValueError: when built, if `dilation_rates` does not have one rate
+            per level.
 
     Call arguments:
         inputs: list `[y0, X~_1, ..., X~_L]`: the context feature followed
@@ -46,10 +54,15 @@ class DenseFeaturePyramid(keras.layers.Layer):
         Li et al., "Gated Fully Fusion for Semantic Segmentation", AAAI 2020.
     """
 
-    def __init__(self, filters=256, kernel_size=1, **kwargs):
+    def __init__(
+        self, filters=256, kernel_size=1, dilation_rates=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
+        self.dilation_rates = (
+            None if dilation_rates is None else tuple(dilation_rates)
+        )
 
     def build(self, input_shape):
         if (
@@ -66,13 +79,20 @@ class DenseFeaturePyramid(keras.layers.Layer):
                 f"{input_shape}."
             )
         context_shape, *level_shapes = input_shape
+        rates = self.dilation_rates or (1,) * len(level_shapes)
+        if len(rates) != len(level_shapes):
+            raise ValueError(
+                f"`dilation_rates` needs one rate per level "
+                f"({len(level_shapes)}); received {self.dilation_rates}."
+            )
         in_channels = context_shape[-1]
         blocks = [None] * len(level_shapes)
-        for level in reversed(range(len(level_shapes))):
+        for order, level in enumerate(reversed(range(len(level_shapes)))):
             shape = level_shapes[level]
             block = ConvBNReLU(
                 self.filters,
                 self.kernel_size,
+                dilation_rate=rates[order],
                 dtype=self.dtype_policy,
                 name=f"block{level}",
             )
@@ -103,6 +123,10 @@ class DenseFeaturePyramid(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"filters": self.filters, "kernel_size": self.kernel_size}
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "dilation_rates": self.dilation_rates,
+            }
         )
         return config

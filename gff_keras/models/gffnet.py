@@ -3,40 +3,82 @@ import numbers
 import keras
 import tensorflow as tf
 
-from gff_keras.backbones.dilated_resnet import FEATURE_NAMES
+from gff_keras.backbones.dilated_densenet import DilatedDenseNet
 from gff_keras.backbones.dilated_resnet import DilatedResNet
 from gff_keras.backbones.imagenet_weights import load_imagenet_weights
+from gff_keras.backbones.wider_resnet38 import WiderResNet38
 from gff_keras.layers.add_fusion import AddFusion
+from gff_keras.layers.atrous_spatial_pyramid_pooling import (
+    AtrousSpatialPyramidPooling,
+)
 from gff_keras.layers.bilinear_resize import BilinearResize
 from gff_keras.layers.concat_fusion import ConcatFusion
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.dense_atrous_spatial_pyramid_pooling import (
+    DenseAtrousSpatialPyramidPooling,
+)
 from gff_keras.layers.dense_feature_pyramid import DenseFeaturePyramid
 from gff_keras.layers.fpn_fusion import FPNFusion
 from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
 from gff_keras.layers.gated_fully_fusion import GatedFullyFusion
 from gff_keras.layers.pyramid_pooling import PyramidPooling
+from gff_keras.models.presets import preset_arguments
 from gff_keras.training.segmentation_loss import SegmentationLoss
 
 FUSIONS = ("none", "concat", "add", "fpn", "gated_fpn", "gff")
 GATED_FUSIONS = ("gff", "gated_fpn")
 LEVEL_RESOLUTIONS = ("native", "output_stride")
+CONTEXTS = ("ppm", "aspp", "dense_aspp")
+BACKBONES = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "densenet169",
+    "densenet201",
+    "wider_resnet38",
+)
+BACKBONE_CLASSES = (DilatedResNet, DilatedDenseNet, WiderResNet38)
 AUX_HEAD_CHANNELS = 256
+ASPP_CHANNELS = 256
+# DeepLabV3+'s decoder: low-level reduction and refinement widths.
+DECODER_LOW_LEVEL_CHANNELS = 48
+DECODER_CHANNELS = 256
+# DeepLab's ASPP rates for the stride of the map it reads.
+ASPP_RATES = {8: (12, 24, 36), 16: (6, 12, 18), 32: (3, 6, 9)}
 
 
 def _backbone_from_name(name, output_stride, stem):
-    prefix = "resnet"
-    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+    if name not in BACKBONES:
         raise ValueError(
-            "`backbone` must be a DilatedResNet or one of 'resnet18', "
-            f"'resnet34', 'resnet50', 'resnet101', 'resnet152'; received "
-            f"{name!r}."
+            f"`backbone` must be a backbone model or one of {BACKBONES}; "
+            f"received {name!r}."
         )
-    return DilatedResNet(
-        depth=int(name[len(prefix) :]),
-        output_stride=output_stride,
-        stem=stem,
-        name="backbone",
-    )
+    if name.startswith("resnet"):
+        return DilatedResNet(
+            depth=int(name.removeprefix("resnet")),
+            output_stride=output_stride,
+            stem=stem,
+            name="backbone",
+        )
+    if name.startswith("densenet"):
+        return DilatedDenseNet(
+            depth=int(name.removeprefix("densenet")),
+            output_stride=output_stride,
+            name="backbone",
+        )
+    return WiderResNet38(output_stride=output_stride, name="backbone")
+
+
+def _check_level_names(argument, names, available):
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        raise ValueError(
+            f"`{argument}` must name backbone features from {available}; "
+            f"received {names!r}."
+        )
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")
@@ -67,8 +109,10 @@ class GFFNet(keras.Model):
 
     Args:
         num_classes: int, number of classes.
-        backbone: `"resnet18"`, `"resnet34"`, `"resnet50"`, `"resnet101"`,
-            `"resnet152"` or a `DilatedResNet`. Defaults to `"resnet101"`.
+        backbone: a name from `BACKBONES` (`"resnet18"` ... `"resnet152"`,
+            `"densenet121"`, `"densenet169"`, `"densenet201"`,
+            `"wider_resnet38"`) or a `DilatedResNet`, `DilatedDenseNet` or
+            `WiderResNet38`. Defaults to `"resnet101"`.
         fusion: one of `"none"`, `"concat"`, `"add"`, `"fpn"`,
             `"gated_fpn"`, `"gff"`. Defaults to `"gff"`.
         dfp: bool, add the dense feature pyramid. Defaults to `True`.
@@ -83,7 +127,8 @@ class GFFNet(keras.Model):
             `None`. Not stored in the config (the weights are saved with the
             model).
         fused_channels: int, width of every fused level. Defaults to `256`.
-        ppm_channels: int, width of the PPM output. Defaults to `512`.
+        ppm_channels: int, width of the PPM output (`context="ppm"`).
+            Defaults to `512`.
         gate_channels: int, gate channels of the gated fusions: `1` (paper)
             or `fused_channels` (authors' code). Defaults to `1`.
         fusion_order: `"simultaneous"` (paper) or `"sequential"` (authors'
@@ -104,10 +149,41 @@ class GFFNet(keras.Model):
         ignore_label: int, label skipped by the default loss. Defaults to
             `255`.
         input_shape: tuple, image shape. Defaults to `(None, None, 3)`.
+        context: context module on the last backbone feature: `"ppm"`
+            (PSPNet's pyramid pooling), `"aspp"` (DeepLabV3's atrous
+            spatial pyramid pooling) or `"dense_aspp"` (DenseASPP).
+            Defaults to `"ppm"`.
+        context_channels: int or `None`, output width of the PPM or ASPP;
+            `None` uses `ppm_channels` for the PPM and 256 for the ASPP
+            (DenseASPP's width follows from its growth). Defaults to `None`.
+        context_rates: tuple of dilation rates for the ASPP or DenseASPP, or
+            `None` for their defaults (ASPP: (12, 24, 36) on a 1/8 map,
+            (6, 12, 18) on 1/16; DenseASPP: (3, 6, 12, 18, 24)). Defaults
+            to `None`.
+        levels: tuple of backbone feature names to fuse, finest first, or
+            `None` for all of the backbone's `feature_names`. Defaults to
+            `None`.
+        fuse_context: bool, append the context output (reduced to
+            `fused_channels`) as the coarsest fused level, as the authors'
+            DeepLabV3+ code does with its ASPP. Not with the FPN fusions,
+            which already use the context as their top. Defaults to
+            `False`.
+        aux_level: backbone feature name read by the auxiliary head, or
+            `None` for the second-to-last feature (ResNet's res4, the
+            paper's "stage 3"). Defaults to `None`.
+        decoder_level: backbone feature name for DeepLabV3+'s decoder (48
+            channel 1x1 reduction, concatenated with the upsampled context,
+            two 3x3 `ConvBNReLU` of 256), or `None`. Only with
+            `fusion="none"` and `dfp=False`. Defaults to `None`.
+        dfp_dilation_rates: tuple of one dilation rate per fused level for
+            the dense feature pyramid blocks, coarsest first, or `None`.
+            Defaults to `None`.
         **kwargs: base model arguments such as `name`.
 
     Raises:
-        ValueError: for an unknown backbone, fusion, order or resolution.
+        ValueError: for an unknown backbone, fusion, order, resolution or
+            context, feature names the backbone does not have, or options
+            that do not combine.
 
     Example:
 
@@ -141,8 +217,31 @@ class GFFNet(keras.Model):
         aux_loss_weight=0.4,
         ignore_label=255,
         input_shape=(None, None, 3),
+        context="ppm",
+        context_channels=None,
+        context_rates=None,
+        levels=None,
+        fuse_context=False,
+        aux_level=None,
+        decoder_level=None,
+        dfp_dilation_rates=None,
         **kwargs,
     ):
+        if context not in CONTEXTS:
+            raise ValueError(
+                f"`context` must be one of {CONTEXTS}; received {context!r}."
+            )
+        if fuse_context and fusion in ("fpn", "gated_fpn"):
+            raise ValueError(
+                f"`fuse_context=True` does not apply to fusion={fusion!r}: "
+                "the FPN fusions already take the context as their top level."
+            )
+        if decoder_level is not None and (fusion != "none" or dfp):
+            raise ValueError(
+                "`decoder_level` (DeepLabV3+'s decoder) replaces the fusion "
+                "head; it needs fusion='none' and dfp=False, received "
+                f"fusion={fusion!r}, dfp={dfp}."
+            )
         if fusion not in FUSIONS:
             raise ValueError(
                 f"`fusion` must be one of {FUSIONS}; received {fusion!r}."
@@ -159,21 +258,36 @@ class GFFNet(keras.Model):
         # === Layers ===
         if backbone_name is not None:
             backbone = _backbone_from_name(backbone, output_stride, stem)
-        if not isinstance(backbone, DilatedResNet):
+        if not isinstance(backbone, BACKBONE_CLASSES):
             raise ValueError(
-                "`backbone` must be a DilatedResNet or a ResNet name; "
-                f"received {type(backbone).__name__}."
+                "`backbone` must be a DilatedResNet, DilatedDenseNet, "
+                f"WiderResNet38 or one of {BACKBONES}; received "
+                f"{type(backbone).__name__}."
             )
+        feature_names = tuple(backbone.feature_names)
+        level_names = feature_names if levels is None else tuple(levels)
+        _check_level_names("levels", level_names, feature_names)
+        aux_level = aux_level or feature_names[-2]
+        _check_level_names("aux_level", (aux_level,), feature_names)
+        if decoder_level is not None:
+            _check_level_names("decoder_level", (decoder_level,), feature_names)
         if backbone_weights is not None:
             load_imagenet_weights(backbone, backbone_weights)
         self.backbone = backbone
-        self.pyramid_pooling = PyramidPooling(
-            ppm_channels, name="pyramid_pooling"
+        top_stride = backbone.feature_strides[feature_names[-1]]
+        self.context_module = self._make_context(
+            context,
+            context_channels or ppm_channels,
+            context_channels or ASPP_CHANNELS,
+            context_rates,
+            top_stride,
         )
         multi_level = fusion != "none" or dfp
-        level_strides = [backbone.feature_strides[n] for n in FEATURE_NAMES]
+        level_strides = [backbone.feature_strides[n] for n in level_names]
+        if fuse_context:
+            level_strides.append(top_stride)
         if level_resolution == "output_stride":
-            level_strides = [level_strides[-1]] * len(level_strides)
+            level_strides = [top_stride] * len(level_strides)
         self.fusion_layer = self._make_fusion(
             fusion,
             gate_channels,
@@ -185,6 +299,7 @@ class GFFNet(keras.Model):
             DenseFeaturePyramid(
                 fused_channels,
                 kernel_size=dfp_kernel_size,
+                dilation_rates=dfp_dilation_rates,
                 name="dense_feature_pyramid",
             )
             if dfp
@@ -212,58 +327,88 @@ class GFFNet(keras.Model):
         # === Functional Model ===
         images = keras.Input(shape=input_shape, name="images")
         features = backbone(images)
-        levels = [features[name] for name in FEATURE_NAMES]
-        context = self.pyramid_pooling(levels[-1])
+        top = features[feature_names[-1]]
+        context_features = self.context_module(top)
         gates = []
         if multi_level:
+            names = list(level_names)
             reduced = [
-                ConvBNReLU(fused_channels, 1, name=f"reduce_{name}")(level)
-                for name, level in zip(FEATURE_NAMES, levels)
+                ConvBNReLU(fused_channels, 1, name=f"reduce_{name}")(
+                    features[name]
+                )
+                for name in names
             ]
+            if fuse_context:
+                # The authors' DeepLabV3+ code fuses the ASPP output as the
+                # coarsest level.
+                names.append("context")
+                reduced.append(
+                    ConvBNReLU(fused_channels, 1, name="reduce_context")(
+                        context_features
+                    )
+                )
             if level_resolution == "output_stride":
                 reduced = [
-                    BilinearResize(name=f"resize_{name}")(x, levels[-1])
-                    for name, x in zip(FEATURE_NAMES, reduced)
+                    BilinearResize(name=f"resize_{name}")(x, top)
+                    for name, x in zip(names, reduced)
                 ]
             fused = reduced
             if fusion in ("fpn", "gated_fpn"):
                 # The paper's FPN baseline fuses five maps: the PPM context
                 # is the top of the pyramid.
-                top = ConvBNReLU(fused_channels, 1, name="reduce_context")(
-                    context
-                )
-                fused = self.fusion_layer(reduced + [top])
+                context_level = ConvBNReLU(
+                    fused_channels, 1, name="reduce_context"
+                )(context_features)
+                fused = self.fusion_layer(reduced + [context_level])
             elif self.fusion_layer is not None:
                 fused = self.fusion_layer(reduced)
             if fusion in GATED_FUSIONS:
                 fused, gates = fused
-            fused = fused[: len(FEATURE_NAMES)]
+            fused = fused[: len(names)]
             refined = []
-            for name, x in zip(FEATURE_NAMES, fused):
+            for name, x in zip(names, fused):
                 for index in (1, 2):
                     x = ConvBNReLU(
                         fused_channels, 3, name=f"refine_{name}_{index}"
                     )(x)
                 refined.append(x)
             if self.dense_feature_pyramid is not None:
-                refined = self.dense_feature_pyramid([context] + refined)
+                refined = self.dense_feature_pyramid(
+                    [context_features] + refined
+                )
             # Everything coarser than the finest level is resized to it; the
             # finest level itself is not (its size is only known at run
             # time, so an identity resize would not be skipped).
-            finest, coarser = refined[0], [context] + refined[1:]
+            finest, coarser = refined[0], [context_features] + refined[1:]
             head = [finest] + [
                 BilinearResize(name=f"head_resize{index}")(x, finest)
                 for index, x in enumerate(coarser)
             ]
             head = keras.layers.Concatenate(name="head_concat")(head)
+        elif decoder_level is not None:
+            low_level = ConvBNReLU(
+                DECODER_LOW_LEVEL_CHANNELS, 1, name="decoder_reduce"
+            )(features[decoder_level])
+            head = keras.layers.Concatenate(name="decoder_concat")(
+                [
+                    low_level,
+                    BilinearResize(name="decoder_resize")(
+                        context_features, low_level
+                    ),
+                ]
+            )
+            for index in (1, 2):
+                head = ConvBNReLU(
+                    DECODER_CHANNELS, 3, name=f"decoder_conv{index}"
+                )(head)
         else:
-            head = context
+            head = context_features
         logits = self.classifier(self.classifier_dropout(head))
         logits = self.logits_resize(logits, images)
         aux_logits = None
         if self.aux_head is not None:
             aux_logits = BilinearResize(dtype="float32", name="aux_logits")(
-                self.aux_head(levels[2]), images
+                self.aux_head(features[aux_level]), images
             )
         super().__init__(inputs=images, outputs=logits, **kwargs)
 
@@ -301,7 +446,61 @@ class GFFNet(keras.Model):
         self.aux_loss_weight = aux_loss_weight
         self.ignore_label = ignore_label
         self.image_shape = tuple(input_shape)
+        self.context = context
+        self.context_channels = context_channels
+        self.context_rates = (
+            None if context_rates is None else tuple(context_rates)
+        )
+        self.levels = None if levels is None else tuple(levels)
+        self.fuse_context = fuse_context
+        self.aux_level = aux_level
+        self.decoder_level = decoder_level
+        self.dfp_dilation_rates = (
+            None if dfp_dilation_rates is None else tuple(dfp_dilation_rates)
+        )
         self._segmentation_loss = None
+
+    @classmethod
+    def from_preset(cls, preset, num_classes, **kwargs):
+        """Builds one of the named architectures in `PRESETS`.
+
+        Args:
+            preset: a name from `gff_keras.models.PRESETS`, e.g.
+                `"gffnet_resnet101"` or `"deeplabv3plus_gff_dfp_wrn38"`.
+            num_classes: int, number of classes.
+            **kwargs: other `GFFNet` arguments; they override the preset's
+                (e.g. `backbone_weights="imagenet"`, `output_stride=16`).
+
+        Returns:
+            A new `GFFNet`, named after the preset unless `name` is given.
+
+        Raises:
+            ValueError: for an unknown preset.
+
+        Example:
+
+        >>> model = GFFNet.from_preset("pspnet_resnet18", num_classes=19)
+        >>> model.fusion, model.dfp
+        ('none', False)
+        """
+        arguments = preset_arguments(preset)
+        arguments.setdefault("name", preset)
+        arguments.update(kwargs)
+        return cls(num_classes=num_classes, **arguments)
+
+    @staticmethod
+    def _make_context(context, ppm_channels, aspp_channels, rates, stride):
+        if context == "ppm":
+            return PyramidPooling(ppm_channels, name="pyramid_pooling")
+        if context == "aspp":
+            return AtrousSpatialPyramidPooling(
+                aspp_channels,
+                rates=rates or ASPP_RATES.get(stride, ASPP_RATES[8]),
+                name="aspp",
+            )
+        if rates is None:
+            return DenseAtrousSpatialPyramidPooling(name="dense_aspp")
+        return DenseAtrousSpatialPyramidPooling(rates=rates, name="dense_aspp")
 
     @staticmethod
     def _make_fusion(
@@ -548,6 +747,14 @@ class GFFNet(keras.Model):
             "aux_loss_weight": self.aux_loss_weight,
             "ignore_label": self.ignore_label,
             "input_shape": self.image_shape,
+            "context": self.context,
+            "context_channels": self.context_channels,
+            "context_rates": self.context_rates,
+            "levels": self.levels,
+            "fuse_context": self.fuse_context,
+            "aux_level": self.aux_level,
+            "decoder_level": self.decoder_level,
+            "dfp_dilation_rates": self.dfp_dilation_rates,
         }
 
     @classmethod

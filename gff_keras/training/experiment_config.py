@@ -41,6 +41,14 @@ class ModelConfig:
     dfp_kernel_size: int = 1
     dropout: float = 0.1
     aux_loss_weight: float = 0.4
+    context: str = "ppm"
+    context_channels: int | None = None
+    context_rates: tuple[int, ...] | None = None
+    levels: tuple[str, ...] | None = None
+    fuse_context: bool = False
+    aux_level: str | None = None
+    decoder_level: str | None = None
+    dfp_dilation_rates: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass
@@ -153,10 +161,14 @@ class ExperimentConfig:
             ValueError: naming the field and the accepted values.
         """
         # Imported here: gff_keras.models imports gff_keras.training.
+        from gff_keras.models.gffnet import BACKBONES
+        from gff_keras.models.gffnet import CONTEXTS
         from gff_keras.models.gffnet import FUSIONS
 
         checks = [
             (self.model.fusion in FUSIONS, "model.fusion", FUSIONS),
+            (self.model.context in CONTEXTS, "model.context", CONTEXTS),
+            (self.model.backbone in BACKBONES, "model.backbone", BACKBONES),
             (
                 self.runtime.strategy in STRATEGIES,
                 "runtime.strategy",
@@ -251,6 +263,9 @@ def _from_dict(cls, values, prefix):
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             value = _from_dict(hint, value, prefix + key + ".")
+        elif isinstance(value, list) and _tuple_type(hint) is not None:
+            # JSON stores tuples as lists.
+            value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -298,10 +313,23 @@ def set_field(config, key: str, value) -> None:
     setattr(node, name, value)
 
 
+def _tuple_type(hint):
+    """The element type of a `tuple[T, ...]` (or optional one) hint."""
+    for option in typing.get_args(hint) or (hint,):
+        if typing.get_origin(option) is tuple:
+            return typing.get_args(option)[0]
+    return None
+
+
 def _parse(text, hint, key):
     options = typing.get_args(hint) or (hint,)
     if type(None) in options and text.lower() in ("none", "null", ""):
         return None
+    element = _tuple_type(hint)
+    if element is not None:
+        # "3,6,9" -> (3, 6, 9)
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        return tuple(_parse(item, element, key) for item in items)
     for option in options:
         if option is bool:
             if text.lower() in ("true", "1", "yes"):
