@@ -203,7 +203,7 @@ def model_rows() -> list:
 def print_model_table(rows: list) -> None:
     base = next((r for r in rows if r["model"] == "psp"), None)
     timed = "forward_ms" in rows[0]
-    header = "| model | params | GFLOPs | vs psp |"
+    header = "| model | backbone | params | GFLOPs | vs psp |"
     if timed:
         header += " forward ms | train step ms | images/s | GFLOP/s | peak MB |"
     print(header)
@@ -213,7 +213,7 @@ def print_model_table(rows: list) -> None:
             f"{100 * (row['flops'] / base['flops'] - 1):+.1f}%" if base else "-"
         )
         line = (
-            f"| {row['model']} | {row['params']:,} | "
+            f"| {row['model']} | {row['backbone']} | {row['params']:,} | "
             f"{row['flops'] / 1e9:.1f} | {overhead} |"
         )
         if timed:
@@ -245,7 +245,7 @@ def main(argv):
     else:
         rows = model_rows()
         print(
-            f"machine: {rows[0]['machine']}; {_BACKBONE.value}, "
+            f"machine: {rows[0]['machine']}; "
             f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, output stride "
             f"{_OUTPUT_STRIDE.value}, {_NUM_CLASSES.value} classes"
         )

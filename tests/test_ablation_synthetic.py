@@ -31,7 +31,9 @@ def run_ablation_script(output_dir, results_dir):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(os.path.join(results_dir, "ablation_synthetic.json")) as f:
+    with open(
+        os.path.join(results_dir, "ablation_synthetic_reduced.json")
+    ) as f:
         return json.load(f), result.stdout
 
 
@@ -67,9 +69,12 @@ def test_rerun_with_the_same_seed_gives_the_same_numbers(tmp_path):
             assert 0.0 <= groups[group]["mean"] <= 1.0
     assert "pspnet" not in first["gate_statistics"]
 
-    chart = Image.open(tmp_path / "a_results" / "ablation_synthetic.png")
+    chart = Image.open(
+        tmp_path / "a_results" / "ablation_synthetic_reduced.png"
+    )
     assert chart.size[0] > 800 and chart.size[1] > 300
     assert "gff: mIoU" in stdout
+    assert "| variant | mIoU | gain |" in stdout
 
 
 def test_configs_share_one_budget_and_differ_only_in_fusion():

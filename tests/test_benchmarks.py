@@ -107,7 +107,7 @@ def test_benchmark_script_writes_one_row_per_variant(tmp_path):
     assert params == sorted(params) and flops == sorted(flops)
     expected = GFFNet(5, backbone="resnet18", fusion="gff", dfp=True)
     assert rows[2]["params"] == expected.parameter_count()
-    assert "| gff_dfp |" in result.stdout
+    assert "| gff_dfp | resnet18 |" in result.stdout
 
 
 def test_benchmark_script_accepts_presets(tmp_path):
@@ -137,4 +137,4 @@ def test_benchmark_script_accepts_presets(tmp_path):
     expected = GFFNet.from_preset("denseaspp_gff_dfp_densenet121", 5)
     assert rows[1]["params"] == expected.parameter_count()
     assert rows[1]["flops"] > 0
-    assert "| denseaspp_gff_dfp_densenet121 |" in result.stdout
+    assert "| denseaspp_gff_dfp_densenet121 | densenet121 |" in result.stdout

@@ -47,6 +47,8 @@ def test_from_preset_overrides_and_errors():
 
 def test_authors_code_preset_fuses_mod2_mod5_and_the_aspp_in_order():
     model = GFFNet.from_preset("deeplabv3plus_gff_dfp_wrn38", num_classes=19)
+    # The figure recorded in docs/benchmarks.md (Cityscapes classes).
+    assert model.parameter_count() == 138_709_587
     fusion = model.get_layer("fusion")
     assert fusion.order == "sequential"
     assert fusion.gate_channels == 128
