@@ -98,7 +98,8 @@ def ablation_config(
         variant: a key of `VARIANTS`.
         seed: training seed (weights, crops, order); the scenes themselves
             are the same for every seed.
-        budget: `"full"` (the committed results) or `"reduced"` (tests).
+        budget: `"full"` (the committed results), `"long"` (400 steps) or
+            `"reduced"` (tests).
 
     Returns:
         A deterministic `ExperimentConfig` without export.
@@ -319,7 +320,9 @@ def run_ablation(
         "description": __doc__.strip().splitlines()[0],
         "command": (
             "python scripts/ablation_synthetic.py "
-            f"--output_dir={output_dir} --budget={budget}"
+            f"--output_dir={output_dir} --budget={budget} "
+            f"--variants={','.join(variants)} "
+            f"--seeds={','.join(str(seed) for seed in seeds)}"
         ),
         "budget": budget,
         "budget_settings": BUDGETS[budget],

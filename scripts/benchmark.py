@@ -209,9 +209,9 @@ def print_model_table(rows: list) -> None:
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for row in rows:
-        overhead = (
-            f"{100 * (row['flops'] / base['flops'] - 1):+.1f}%" if base else "-"
-        )
+        overhead = "-"
+        if base and base["backbone"] == row["backbone"]:
+            overhead = f"{100 * (row['flops'] / base['flops'] - 1):+.1f}%"
         line = (
             f"| {row['model']} | {row['backbone']} | {row['params']:,} | "
             f"{row['flops'] / 1e9:.1f} | {overhead} |"

@@ -8,6 +8,7 @@ from test_backbones import write_legacy_h5
 
 from gff_keras.backbones import DilatedDenseNet
 from gff_keras.backbones import load_imagenet_weights
+from gff_keras.data.pipeline import normalize_images
 
 # keras.applications' tensors for the four dense block outputs.
 REFERENCE_OUTPUTS = {
@@ -24,7 +25,9 @@ def test_output_stride_32_equals_keras_applications(tmp_path):
     path = tmp_path / "densenet121.weights.h5"
     reference.save_weights(path)
 
-    backbone = DilatedDenseNet(depth=121, output_stride=32)
+    backbone = DilatedDenseNet(
+        depth=121, output_stride=32, input_preprocessing="torch"
+    )
     copied = load_imagenet_weights(backbone, str(path))
     assert copied == len([layer for layer in reference.layers if layer.weights])
     assert backbone.count_params() == reference.count_params()
@@ -173,7 +176,9 @@ def test_bad_arguments_and_wrong_weights_raise(tmp_path):
     for a, b in zip(before, backbone.weights):
         np.testing.assert_array_equal(a, np.asarray(b))
     # A single mis-shaped layer is named.
-    gray = DilatedDenseNet(depth=121, input_shape=(None, None, 1))
+    gray = DilatedDenseNet(
+        depth=121, input_shape=(None, None, 1), input_preprocessing="torch"
+    )
     with pytest.raises(ValueError, match="1 mismatches") as error:
         load_imagenet_weights(backbone, gray)
     assert "shape mismatch: conv1_conv" in str(error.value)
@@ -193,3 +198,27 @@ def test_config_round_trip_and_save(tmp_path):
             np.asarray(backbone(images)[name]),
             atol=1e-5,
         )
+
+
+def test_pipeline_images_reach_densenet_preprocessed_as_imagenet_expects():
+    """normalize_images (ResNet "caffe" input) then the default backbone
+    equals keras.applications' DenseNet on densenet.preprocess_input."""
+    reference = keras.applications.DenseNet121(include_top=False, weights=None)
+    backbone = DilatedDenseNet(depth=121, output_stride=32)
+    assert backbone.input_preprocessing == "caffe"
+    load_imagenet_weights(backbone, reference)
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, 48, 40, 3)).astype("float32")
+    expected = reference(
+        keras.applications.densenet.preprocess_input(images.copy()),
+        training=False,
+    )
+    features = backbone(normalize_images(images), training=False)
+    np.testing.assert_allclose(
+        np.asarray(features["dense4"]),
+        np.asarray(expected),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    with pytest.raises(ValueError, match="input_preprocessing"):
+        DilatedDenseNet(input_preprocessing="tf")

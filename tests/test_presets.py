@@ -68,6 +68,13 @@ def test_authors_code_preset_fuses_mod2_mod5_and_the_aspp_in_order():
         (dict(levels=("res2", "mod5")), "levels"),
         (dict(fusion="fpn", fuse_context=True), "fuse_context"),
         (dict(fusion="gff", decoder_level="res2"), "decoder_level"),
+        (dict(levels=("res5", "res2")), "finest feature to the coarsest"),
+        (dict(context_rates=(6, 12)), "context_rates"),
+        (dict(context="dense_aspp", context_channels=64), "context_channels"),
+        (dict(fusion="none", dfp=False, levels=("res2",)), "levels"),
+        (dict(fusion="none", dfp=False, fuse_context=True), "fuse_context"),
+        (dict(dfp=False, dfp_dilation_rates=(1, 2)), "dfp_dilation_rates"),
+        (dict(backbone="densenet121", stem="deep"), "stem"),
     ],
 )
 def test_bad_composition_raises(arguments, message):

@@ -26,6 +26,7 @@ from gff_keras.training import SGDWithWeightDecay
 from gff_keras.training import apply_overrides
 from gff_keras.training import build_optimizer
 from gff_keras.training import run_experiment
+from gff_keras.training.run_experiment import _check_config
 from gff_keras.training.run_experiment import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,6 +225,44 @@ def test_overrides_parse_types_and_reject_unknown_keys():
         apply_overrides(config, ["schedule.steps=1500"])
     with pytest.raises(KeyError, match="Unknown experiment 'nope'"):
         experiments.get_experiment("nope")
+
+
+def test_tuple_overrides_parse_and_survive_json():
+    config = apply_overrides(
+        ExperimentConfig(),
+        [
+            "model.backbone=wider_resnet38",
+            "model.backbone_weights=none",
+            "model.context=aspp",
+            "model.levels=mod2, mod5",
+            "model.dfp_dilation_rates=3,6,9",
+            "model.context_rates=none",
+        ],
+    )
+    assert config.model.levels == ("mod2", "mod5")
+    assert config.model.dfp_dilation_rates == (3, 6, 9)
+    assert config.model.context_rates is None
+    # JSON stores tuples as lists; reading it back gives the same config.
+    assert ExperimentConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="Cannot parse 'six'"):
+        apply_overrides(config, ["model.dfp_dilation_rates=3,six"])
+    with pytest.raises(ValueError, match="model.context='psp'"):
+        apply_overrides(config, ["model.context=psp"])
+    with pytest.raises(ValueError, match="model.backbone='vgg16'"):
+        apply_overrides(config, ["model.backbone=vgg16"])
+    with pytest.raises(ValueError, match="no Wider-ResNet-38 weights"):
+        apply_overrides(config, ["model.backbone_weights=imagenet"])
+
+
+def test_resume_check_accepts_the_same_config_with_tuples(tmp_path):
+    config = experiments.get_experiment(
+        "cityscapes_deeplabv3plus_gff_dfp_wrn38"
+    )
+    (tmp_path / "config.json").write_text(config.to_json())
+    _check_config(config, str(tmp_path))  # the same settings: resumes
+    changed = apply_overrides(config, ["model.dfp_dilation_rates=2,4,8"])
+    with pytest.raises(ValueError, match="changed: model.dfp_dilation_rates"):
+        _check_config(changed, str(tmp_path))
 
 
 # --- the training script and its run directory -----------------------------

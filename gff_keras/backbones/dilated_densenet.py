@@ -2,6 +2,7 @@ import keras
 
 from gff_keras.backbones.dilated_resnet import BN_EPSILON
 from gff_keras.backbones.dilated_resnet import OUTPUT_STRIDES
+from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 
 # Dense layers per block for each depth (Huang et al. 2017, Table 1).
 DENSENET_LAYOUTS = {
@@ -13,6 +14,7 @@ GROWTH_RATE = 32
 # Transitions halve the channels ("compression" 0.5).
 COMPRESSION = 0.5
 FEATURE_NAMES = ("dense1", "dense2", "dense3", "dense4")
+INPUT_PREPROCESSINGS = ("caffe", "torch")
 
 
 def block_strides_and_dilations(output_stride):
@@ -56,9 +58,10 @@ class DilatedDenseNet(keras.Model):
     Every layer name, shape and order matches `keras.applications`'
     DenseNet121/169/201, so `load_imagenet_weights` copies ImageNet weights
     one to one, and at `output_stride=32` the features equal
-    keras.applications'. Inputs are images preprocessed like
-    `keras.applications.densenet` ("torch": scaled to [0, 1], ImageNet mean
-    and standard deviation) when ImageNet weights are used.
+    keras.applications' for the same preprocessed images. By default the
+    model takes the project's ResNet-style ("caffe") input and converts it
+    to DenseNet's ("torch": RGB in [0, 1], standardized) itself, so the
+    data pipelines and exported models work unchanged.
 
     BatchNorm layers use `synchronized=True`, as in `DilatedResNet`.
 
@@ -67,10 +70,17 @@ class DilatedDenseNet(keras.Model):
         output_stride: int, 8, 16 or 32. Defaults to `8`.
         bn_momentum: BatchNorm momentum. Defaults to `0.9` (PyTorch's 0.1).
         input_shape: tuple, image shape. Defaults to `(None, None, 3)`.
+        input_preprocessing: `"caffe"` (the input of
+            `keras.applications.resnet.preprocess_input`, which this
+            project's pipelines and exported models produce; converted
+            inside the model by `CaffeToTorchInputs`) or `"torch"` (the
+            input of `keras.applications.densenet.preprocess_input`, fed
+            straight to the first convolution). Defaults to `"caffe"`.
         **kwargs: base model arguments such as `name`.
 
     Raises:
-        ValueError: for an unknown depth or output stride.
+        ValueError: for an unknown depth, output stride or input
+            preprocessing.
 
     Example:
 
@@ -91,8 +101,14 @@ class DilatedDenseNet(keras.Model):
         output_stride=8,
         bn_momentum=0.9,
         input_shape=(None, None, 3),
+        input_preprocessing="caffe",
         **kwargs,
     ):
+        if input_preprocessing not in INPUT_PREPROCESSINGS:
+            raise ValueError(
+                f"`input_preprocessing` must be one of {INPUT_PREPROCESSINGS}"
+                f"; received {input_preprocessing!r}."
+            )
         if depth not in DENSENET_LAYOUTS:
             raise ValueError(
                 f"`depth` must be one of {sorted(DENSENET_LAYOUTS)}; "
@@ -106,9 +122,12 @@ class DilatedDenseNet(keras.Model):
 
         # === Functional Model ===
         images = keras.Input(shape=input_shape, name="images")
+        x = images
+        if input_preprocessing == "caffe":
+            x = CaffeToTorchInputs(name="caffe_to_torch_inputs")(x)
         # keras.applications leaves its paddings unnamed; these are the
         # names they get in a fresh session, so both models list alike.
-        x = keras.layers.ZeroPadding2D(3, name="zero_padding2d")(images)
+        x = keras.layers.ZeroPadding2D(3, name="zero_padding2d")(x)
         x = keras.layers.Conv2D(
             64, 7, strides=2, use_bias=False, name="conv1_conv"
         )(x)
@@ -150,6 +169,7 @@ class DilatedDenseNet(keras.Model):
         self.output_stride = output_stride
         self.bn_momentum = bn_momentum
         self.image_shape = tuple(input_shape)
+        self.input_preprocessing = input_preprocessing
         self.feature_names = FEATURE_NAMES
         self.feature_strides = dict(zip(FEATURE_NAMES, strides))
         self.feature_channels = {
@@ -206,6 +226,7 @@ class DilatedDenseNet(keras.Model):
             "output_stride": self.output_stride,
             "bn_momentum": self.bn_momentum,
             "input_shape": self.image_shape,
+            "input_preprocessing": self.input_preprocessing,
         }
 
     @classmethod

@@ -11,8 +11,8 @@ import keras
 #   pooled: whether a 3x3, stride-2 max pool precedes the mod.
 #   stride: stride of the mod's first block in the plain network (output
 #       stride 32); `mod_strides_and_dilations` trades it for dilation.
-WiderResNetMod = collections.namedtuple(
-    "WiderResNetMod",
+_Mod = collections.namedtuple(
+    "_Mod",
     ("name", "blocks", "channels", "dropout", "pooled", "stride"),
 )
 
@@ -22,12 +22,12 @@ WiderResNetMod = collections.namedtuple(
 # `dilation=True`) only mod4 keeps its stride; mod5 is dilated by 2 and
 # mod6, mod7 by 4.
 WIDER_RESNET38_LAYOUT = (
-    WiderResNetMod("mod2", 3, (128, 128), 0.0, True, 1),
-    WiderResNetMod("mod3", 3, (256, 256), 0.0, True, 1),
-    WiderResNetMod("mod4", 6, (512, 512), 0.0, False, 2),
-    WiderResNetMod("mod5", 3, (512, 1024), 0.0, False, 2),
-    WiderResNetMod("mod6", 1, (512, 1024, 2048), 0.3, False, 2),
-    WiderResNetMod("mod7", 1, (1024, 2048, 4096), 0.5, False, 1),
+    _Mod("mod2", 3, (128, 128), 0.0, True, 1),
+    _Mod("mod3", 3, (256, 256), 0.0, True, 1),
+    _Mod("mod4", 6, (512, 512), 0.0, False, 2),
+    _Mod("mod5", 3, (512, 1024), 0.0, False, 2),
+    _Mod("mod6", 1, (512, 1024, 2048), 0.3, False, 2),
+    _Mod("mod7", 1, (1024, 2048, 4096), 0.5, False, 1),
 )
 STEM_CHANNELS = 64
 FEATURE_NAMES = tuple(mod.name for mod in WIDER_RESNET38_LAYOUT)

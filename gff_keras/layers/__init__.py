@@ -5,6 +5,7 @@ from gff_keras.layers.atrous_spatial_pyramid_pooling import (
     AtrousSpatialPyramidPooling,
 )
 from gff_keras.layers.bilinear_resize import BilinearResize
+from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 from gff_keras.layers.concat_fusion import ConcatFusion
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
 from gff_keras.layers.dense_atrous_spatial_pyramid_pooling import (
@@ -20,6 +21,7 @@ __all__ = [
     "AddFusion",
     "AtrousSpatialPyramidPooling",
     "BilinearResize",
+    "CaffeToTorchInputs",
     "ConcatFusion",
     "ConvBNReLU",
     "DenseAtrousSpatialPyramidPooling",

@@ -242,6 +242,25 @@ class GFFNet(keras.Model):
                 "head; it needs fusion='none' and dfp=False, received "
                 f"fusion={fusion!r}, dfp={dfp}."
             )
+        # Options that would otherwise be accepted and silently ignored.
+        ignored = {
+            "context_rates": context_rates is not None and context == "ppm",
+            "context_channels": context_channels is not None
+            and context == "dense_aspp",
+            "levels": levels is not None and fusion == "none" and not dfp,
+            "fuse_context": fuse_context and fusion == "none" and not dfp,
+            "dfp_dilation_rates": dfp_dilation_rates is not None and not dfp,
+            "stem": stem != "standard"
+            and isinstance(backbone, str)
+            and not backbone.startswith("resnet"),
+        }
+        for argument, unused in ignored.items():
+            if unused:
+                raise ValueError(
+                    f"`{argument}` has no effect with context={context!r}, "
+                    f"fusion={fusion!r}, dfp={dfp}, backbone={backbone!r}; "
+                    "leave it at its default."
+                )
         if fusion not in FUSIONS:
             raise ValueError(
                 f"`fusion` must be one of {FUSIONS}; received {fusion!r}."
@@ -267,6 +286,12 @@ class GFFNet(keras.Model):
         feature_names = tuple(backbone.feature_names)
         level_names = feature_names if levels is None else tuple(levels)
         _check_level_names("levels", level_names, feature_names)
+        strides = [backbone.feature_strides[n] for n in level_names]
+        if strides != sorted(strides):
+            raise ValueError(
+                "`levels` must go from the finest feature to the coarsest; "
+                f"received {level_names} with strides {tuple(strides)}."
+            )
         aux_level = aux_level or feature_names[-2]
         _check_level_names("aux_level", (aux_level,), feature_names)
         if decoder_level is not None:

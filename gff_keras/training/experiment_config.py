@@ -185,6 +185,15 @@ class ExperimentConfig:
                 EVAL_MODES,
             ),
         ]
+        if (
+            self.model.backbone == "wider_resnet38"
+            and self.model.backbone_weights == "imagenet"
+        ):
+            raise ValueError(
+                "model.backbone_weights='imagenet': keras.applications has "
+                "no Wider-ResNet-38 weights; set model.backbone_weights=none "
+                "and load converted weights with model.init_from."
+            )
         for ok, key, accepted in checks:
             if not ok:
                 raise ValueError(

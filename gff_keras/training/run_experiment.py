@@ -41,7 +41,8 @@ def backed_up_step(model_dir: str, steps_per_loop: int) -> int:
 def _check_config(config, model_dir):
     """Refuses to resume a run directory that holds another config."""
     path = os.path.join(model_dir, run_directory.CONFIG_FILE)
-    resolved = config.to_dict()
+    # Through JSON, as it was saved: tuples compare equal to the saved lists.
+    resolved = json.loads(config.to_json())
     if os.path.exists(path):
         with open(path) as f:
             previous = json.load(f)
