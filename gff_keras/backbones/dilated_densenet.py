@@ -2,6 +2,8 @@ import keras
 
 from gff_keras.backbones.dilated_resnet import BN_EPSILON
 from gff_keras.backbones.dilated_resnet import OUTPUT_STRIDES
+from gff_keras.backbones.dilated_resnet import feature_strides
+from gff_keras.backbones.dilated_resnet import stage_strides_and_dilations
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 
 # Dense layers per block for each depth (Huang et al. 2017, Table 1).
@@ -15,27 +17,6 @@ GROWTH_RATE = 32
 COMPRESSION = 0.5
 FEATURE_NAMES = ("dense1", "dense2", "dense3", "dense4")
 INPUT_PREPROCESSINGS = ("caffe", "torch")
-
-
-def block_strides_and_dilations(output_stride):
-    """`[(stride, dilation), ...]` of dense blocks 1..4 (stride before it).
-
-    A transition whose average pooling would take the map below
-    `output_stride` keeps its BN-ReLU-1x1 convolution and skips the pooling,
-    and the block after it dilates its 3x3 convolutions by the stride given
-    up, as DenseASPP does (blocks 3 and 4 at rates 2 and 4 for stride 8).
-    """
-    plan = [(1, 1)]
-    current_stride = 4  # after the stem's conv and max-pool
-    dilation = 1
-    for _ in range(3):
-        stride = 2
-        if current_stride * stride > output_stride:
-            dilation *= stride
-            stride = 1
-        current_stride *= stride
-        plan.append((stride, dilation))
-    return plan
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")
@@ -136,9 +117,12 @@ class DilatedDenseNet(keras.Model):
         x = keras.layers.ZeroPadding2D(1, name="zero_padding2d_1")(x)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
         features = {}
-        plan = block_strides_and_dilations(output_stride)
-        strides = []
-        current_stride = 4
+        # A DenseNet's four blocks stride like a ResNet's four stages (4, 8,
+        # 16, 32), so the same plan trades each transition's pooling for
+        # dilation; unlike the ResNet, every layer of a dilated block uses
+        # the block's full rate (DenseASPP), since the stride it replaces
+        # came before the block.
+        plan = stage_strides_and_dilations(output_stride)
         for index, (layers, (stride, dilation)) in enumerate(
             zip(DENSENET_LAYOUTS[depth], plan)
         ):
@@ -148,8 +132,6 @@ class DilatedDenseNet(keras.Model):
                 x = self._transition(
                     x, f"pool{index + 1}", stride == 2, bn_momentum
                 )
-            current_stride *= stride
-            strides.append(current_stride)
             for layer in range(layers):
                 x = self._dense_layer(
                     x,
@@ -171,7 +153,9 @@ class DilatedDenseNet(keras.Model):
         self.image_shape = tuple(input_shape)
         self.input_preprocessing = input_preprocessing
         self.feature_names = FEATURE_NAMES
-        self.feature_strides = dict(zip(FEATURE_NAMES, strides))
+        self.feature_strides = dict(
+            zip(FEATURE_NAMES, feature_strides(output_stride))
+        )
         self.feature_channels = {
             name: int(tensor.shape[-1]) for name, tensor in features.items()
         }
