@@ -15,8 +15,10 @@ For PSPNet (`psp`), + GFF (`gff`) and + GFF + DFP (`gff_dfp`), or any
 from the frozen inference graph by TensorFlow's profiler: see
 `gff_keras.benchmarks.count_flops`) and, unless --no_timing, forward
 latency, training-step time, training images/s and peak memory (host RSS on
-CPU, device memory on GPU), each variant in its own process. Prints the
-machine and a markdown table; --json_out writes the rows.
+CPU, device memory on GPU), each variant in its own process, and the forward
+latency of the frozen inference graph (`--frozen`, default on: what
+`export_saved_model(..., freeze=True)` serves) in another fresh process.
+Prints the machine and a markdown table; --json_out writes the rows.
 """
 
 import json
@@ -66,6 +68,11 @@ _MIXED = flags.DEFINE_enum(
     "Keras dtype policy.",
 )
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile with XLA.")
+_FROZEN = flags.DEFINE_bool(
+    "frozen",
+    True,
+    "Also time the frozen inference graph (a separate process per variant).",
+)
 _CROP = flags.DEFINE_integer("crop_size", 512, "Pipeline: crop size.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Pipeline: batch size.")
 _FILES = flags.DEFINE_integer(
@@ -113,30 +120,45 @@ def pipeline_row() -> dict:
     }
 
 
-def model_row(settings: dict) -> dict:
-    """One variant's row; runs in a fresh process (its own peak memory)."""
+def build_model(settings: dict):
     import keras
 
     from gff_keras import GFFNet
-    from gff_keras.benchmarks import count_flops
-    from gff_keras.benchmarks import measure_model
 
     keras.mixed_precision.set_global_policy(settings["mixed_precision"])
-    size = settings["image_size"]
     name = settings["model"]
     if name in VARIANTS:
-        model = GFFNet(
+        return GFFNet(
             settings["num_classes"],
             backbone=settings["backbone"],
             output_stride=settings["output_stride"],
             **VARIANTS[name],
         )
-    else:
-        model = GFFNet.from_preset(
-            name,
-            settings["num_classes"],
-            output_stride=settings["output_stride"],
-        )
+    return GFFNet.from_preset(
+        name, settings["num_classes"], output_stride=settings["output_stride"]
+    )
+
+
+def frozen_forward_row(settings: dict) -> dict:
+    """The frozen graph's forward time; runs in a fresh process."""
+    from gff_keras.benchmarks import measure_frozen_forward
+
+    return measure_frozen_forward(
+        build_model(settings),
+        settings["image_size"],
+        runs=settings["runs"],
+        warmup=settings["warmup"],
+    )
+
+
+def model_row(settings: dict) -> dict:
+    """One variant's row; runs in a fresh process (its own peak memory)."""
+    from gff_keras.benchmarks import count_flops
+    from gff_keras.benchmarks import measure_model
+
+    size = settings["image_size"]
+    name = settings["model"]
+    model = build_model(settings)
     row = {
         "model": name,
         "backbone": model.backbone_name,
@@ -188,6 +210,7 @@ def model_rows() -> list:
         "train_image_size": _TRAIN_SIZE.value or _IMAGE_SIZE.value,
         "mixed_precision": _MIXED.value,
         "jit_compile": _JIT.value,
+        "frozen": _FROZEN.value,
         "machine": machine_description(),
     }
     # A fresh process per variant: TensorFlow keeps memory it once used,
@@ -195,8 +218,19 @@ def model_rows() -> list:
     context = multiprocessing.get_context("spawn")
     rows = []
     for name in _MODELS.value:
+        variant = {**settings, "model": name}
         with context.Pool(1) as pool:
-            rows.append(pool.apply(model_row, ({**settings, "model": name},)))
+            row = pool.apply(model_row, (variant,))
+        if settings["timing"] and settings["frozen"]:
+            # A fresh process: oneDNN's primitive cache would otherwise
+            # carry the Keras forward's weight layouts into the frozen graph.
+            with context.Pool(1) as pool:
+                frozen = pool.apply(frozen_forward_row, (variant,))
+            row["frozen_forward_ms"] = frozen["frozen_forward_ms"]
+            row["frozen_gflops_per_s"] = round(
+                row["flops"] / row["frozen_forward_ms"] / 1e6, 2
+            )
+        rows.append(row)
     return rows
 
 
@@ -204,8 +238,11 @@ def print_model_table(rows: list) -> None:
     base = next((r for r in rows if r["model"] == "psp"), None)
     timed = "forward_ms" in rows[0]
     header = "| model | backbone | params | GFLOPs | vs psp |"
+    frozen = "frozen_forward_ms" in rows[0]
     if timed:
         header += " forward ms | train step ms | images/s | GFLOP/s | peak MB |"
+    if frozen:
+        header += " frozen forward ms | frozen GFLOP/s |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for row in rows:
@@ -225,6 +262,11 @@ def print_model_table(rows: list) -> None:
             line += (
                 f" {row['forward_ms']:.0f} | {train} | "
                 f"{row['gflops_per_s']:.1f} | {row['peak_memory_mb']:.0f} |"
+            )
+        if frozen:
+            line += (
+                f" {row['frozen_forward_ms']:.0f} |"
+                f" {row['frozen_gflops_per_s']:.1f} |"
             )
         print(line)
 

@@ -3,11 +3,12 @@
 Usage:
     python scripts/export.py --model_dir=runs/ade20k \
         [--export_dir=runs/ade20k/export] [--mode=whole|slide|ms_flip] \
-        [--crop_size=512] [--stride=341] [--version=N]
+        [--crop_size=512] [--stride=341] [--version=N] [--freeze]
 
 Writes `<export_dir>/<version>/` (the next free integer by default) with the
 `serving_default` (uint8 images) and `serving_image_bytes` (JPEG/PNG bytes)
-signatures; docs/serving.md shows how to serve and query it.
+signatures; docs/serving.md shows how to serve and query it. --freeze folds
+the weights into the graph for faster CPU serving (no variables).
 """
 
 import os
@@ -30,6 +31,11 @@ _EXPORT_DIR = flags.DEFINE_string(
 _VERSION = flags.DEFINE_integer(
     "version", None, "Version directory; default the next free integer."
 )
+_FREEZE = flags.DEFINE_bool(
+    "freeze",
+    False,
+    "Fold the weights into the graph: faster CPU serving, no variables.",
+)
 flags.mark_flag_as_required("model_dir")
 
 
@@ -49,6 +55,7 @@ def main(argv):
         export_dir,
         **inference_flags.inference_options(),
         version=_VERSION.value,
+        freeze=_FREEZE.value,
     )
     print(f"exported SavedModel to {path}")
 

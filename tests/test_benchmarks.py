@@ -10,6 +10,7 @@ import pytest
 
 from gff_keras import GFFNet
 from gff_keras.benchmarks import count_flops
+from gff_keras.benchmarks import measure_frozen_forward
 from gff_keras.benchmarks import measure_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,3 +139,16 @@ def test_benchmark_script_accepts_presets(tmp_path):
     assert rows[1]["params"] == expected.parameter_count()
     assert rows[1]["flops"] > 0
     assert "| denseaspp_gff_dfp_densenet121 | densenet121 |" in result.stdout
+
+
+def test_measure_frozen_forward_reports_a_positive_time():
+    model = GFFNet(
+        4,
+        backbone="resnet18",
+        output_stride=32,
+        fused_channels=16,
+        ppm_channels=32,
+    )
+    row = measure_frozen_forward(model, 48, runs=1, warmup=1)
+    assert set(row) == {"frozen_forward_ms", "peak_memory_mb"}
+    assert row["frozen_forward_ms"] > 0

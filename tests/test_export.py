@@ -308,3 +308,55 @@ def test_export_script_writes_the_next_version(tmp_path):
     np.testing.assert_allclose(
         outputs["confidence"], probabilities.max(-1), atol=1e-5
     )
+
+
+def test_frozen_export_matches_keras_and_holds_no_variables(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = GFFNet(
+        NUM_CLASSES,
+        backbone="resnet18",
+        output_stride=32,
+        fused_channels=16,
+        ppm_channels=32,
+    )
+    path = export_saved_model(model, str(tmp_path / "frozen"), freeze=True)
+    images = uint8_images(2, 33, 41, seed=5)
+    encoded = [tf.io.encode_jpeg(image, quality=100) for image in images]
+    decoded = np.stack([tf.io.decode_jpeg(data).numpy() for data in encoded])
+    loaded = tf.saved_model.load(path)
+    assert not loaded.signatures["serving_default"].variables
+    assert_matches_keras(
+        model,
+        images,
+        loaded.signatures["serving_default"](inputs=tf.constant(images)),
+    )
+    assert_matches_keras(
+        model,
+        decoded,
+        loaded.signatures["serving_image_bytes"](image_bytes=tf.stack(encoded)),
+    )
+    # The TF1-style loader of TensorFlow Serving runs it too.
+    np.save(tmp_path / "images.npy", images)
+    run_tool(
+        [
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"inputs={tmp_path / 'images.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        tmp_path,
+    )
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out" / "predictions.npy"),
+        loaded.signatures["serving_default"](inputs=tf.constant(images))[
+            "predictions"
+        ],
+    )

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gff_keras.export.freeze_function import freeze_function
+
 
 def _median_ms(function, runs: int, warmup: int) -> float:
     for _ in range(warmup):
@@ -122,3 +124,56 @@ def measure_model(
         row["images_per_s"] = round(1e3 * train_batch_size / train_ms, 3)
     row["peak_memory_mb"] = round(peak_memory_mb(), 1)
     return row
+
+
+def measure_frozen_forward(
+    model: keras.Model,
+    image_size: int,
+    batch_size: int = 1,
+    runs: int = 5,
+    warmup: int = 2,
+    seed: int = 0,
+) -> dict:
+    """Times inference on the model's frozen graph (`freeze_function`).
+
+    What an optimized CPU deployment runs (`export_saved_model(...,
+    freeze=True)`): weights are constants, so TensorFlow's oneDNN
+    convolutions reorder them once into their blocked layout. Call it in a
+    process that has not yet run the model: oneDNN's primitive cache is
+    keyed by shapes, not by whether the filter is constant, so whichever
+    graph runs a convolution shape first decides its weight layout for
+    both (`scripts/benchmark.py` uses a fresh process).
+
+    Args:
+        model: a segmentation model called as `model(images,
+            training=False)`.
+        image_size: int, side of the square input.
+        batch_size: int. Defaults to 1.
+        runs: int, timed repetitions. Defaults to 5.
+        warmup: int, untimed repetitions first. Defaults to 2.
+        seed: int, for the random input.
+
+    Returns:
+        A dict with `frozen_forward_ms` and `peak_memory_mb`.
+
+    Example:
+
+    >>> import gff_keras
+    >>> model = gff_keras.GFFNet(4, backbone="resnet18", output_stride=32,
+    ...                          fused_channels=16, ppm_channels=32)
+    >>> sorted(measure_frozen_forward(model, 64, runs=1, warmup=1))
+    ['frozen_forward_ms', 'peak_memory_mb']
+    """
+    images = tf.constant(
+        np.random.default_rng(seed).normal(
+            size=(batch_size, image_size, image_size, 3)
+        ),
+        tf.float32,
+    )
+    forward = tf.function(lambda x: model(x, training=False))
+    frozen = freeze_function(forward.get_concrete_function(images))
+    frozen_ms = _median_ms(lambda: frozen(images).numpy(), runs, warmup)
+    return {
+        "frozen_forward_ms": round(frozen_ms, 2),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+    }

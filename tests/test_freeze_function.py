@@ -1,0 +1,89 @@
+import numpy as np
+import tensorflow as tf
+
+from gff_keras import GFFNet
+from gff_keras.export import freeze_function
+
+
+def _small_model():
+    return GFFNet(
+        5,
+        backbone="resnet18",
+        fusion="gff",
+        dfp=True,
+        fused_channels=16,
+        ppm_channels=32,
+    )
+
+
+def _forward(model):
+    return tf.function(lambda images: model(images, training=False))
+
+
+def test_frozen_function_matches_the_model_on_any_image_size():
+    model = _small_model()
+    frozen = freeze_function(
+        _forward(model).get_concrete_function(
+            tf.TensorSpec([None, None, None, 3], tf.float32)
+        )
+    )
+    for shape in [(1, 64, 64, 3), (2, 37, 53, 3)]:
+        images = tf.random.stateless_normal(shape, seed=(1, 2))
+        np.testing.assert_allclose(
+            frozen(images).numpy(),
+            model(images, training=False).numpy(),
+            atol=1e-4,
+        )
+
+
+def test_frozen_graph_has_no_variables_and_convolutions_read_constants():
+    model = _small_model()
+    frozen = freeze_function(
+        _forward(model).get_concrete_function(
+            tf.TensorSpec([1, 64, 64, 3], tf.float32)
+        )
+    )
+    graph_def = frozen.graph.as_graph_def()
+    nodes = {node.name: node for node in graph_def.node}
+    assert not [n.op for n in graph_def.node if "Variable" in n.op]
+    filters = [
+        nodes[node.input[1].split(":")[0]].op
+        for node in graph_def.node
+        if node.op == "Conv2D"
+    ]
+    # Every inference convolution of the model (backbone, pyramid pooling,
+    # GFF, DFP, classifier; not the training-only auxiliary head) is in the
+    # graph and reads its filter from a constant: what lets oneDNN cache
+    # its blocked weight layout.
+    kernels = [
+        w
+        for w in model.weights
+        if w.path.endswith("kernel")
+        and len(w.shape) == 4
+        and not w.path.startswith("aux_head/")
+    ]
+    assert len(filters) == len(kernels)
+    assert set(filters) == {"Const"}
+
+
+def test_frozen_function_keeps_nested_outputs_and_old_weights():
+    model = _small_model()
+    forward = tf.function(
+        lambda images: {
+            "logits": model(images, training=False),
+            "images": images,
+        }
+    )
+    frozen = freeze_function(
+        forward.get_concrete_function(tf.TensorSpec([1, 32, 32, 3]))
+    )
+    images = tf.ones([1, 32, 32, 3])
+    before = frozen(images)
+    assert set(before) == {"logits", "images"}
+    assert before["logits"].shape == (1, 32, 32, 5)
+    # Frozen weights are a copy: changing the model does not reach them.
+    kernel = model.get_layer("classifier").kernel
+    kernel.assign(kernel + 1.0)
+    np.testing.assert_array_equal(
+        frozen(images)["logits"].numpy(), before["logits"].numpy()
+    )
