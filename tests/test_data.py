@@ -583,3 +583,23 @@ def test_tfds_cityscapes_matches_raw_reader(tmp_path):
             training=False,
             batch_size=1,
         )
+
+
+def test_augment_equals_the_step_by_step_composition():
+    # The fused jitter + normalization of `augment` against the plain
+    # sequence of the documented steps.
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (37, 45, 3)).astype(np.uint8)
+    image[:5] = 255  # saturated rows exercise the clipping
+    image[-5:] = 0
+    label = rng.integers(0, 9, (37, 45)).astype(np.uint8)
+    for draw in range(10):
+        seed = tf.constant([draw, 2], tf.int64)
+        out_image, out_label = pipeline.augment(image, label, seed, (32, 48))
+        crop_seed, jitter_seed = tf.random.experimental.stateless_split(seed, 2)
+        crop, crop_label = pipeline.scale_crop_flip(
+            image, label, crop_seed, (32, 48), (0.75, 2.0)
+        )
+        expected = normalize_images(pipeline.color_jitter(crop, jitter_seed))
+        np.testing.assert_allclose(out_image, expected, atol=1e-3)
+        np.testing.assert_array_equal(out_label, crop_label)

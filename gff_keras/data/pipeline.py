@@ -208,18 +208,21 @@ def _report_skipped(image_path, label_path):
         return tf.constant(False)
 
 
-def scale_crop_flip(image, label, seed, crop_size, scale_range):
-    """Random scale, pad, random crop and horizontal flip in one resampling.
+def scale_crop_flip(
+    image, label, seed, crop_size, scale_range, reverse_channels=False
+):
+    """Random scale, pad, random crop and horizontal flip of the crop only.
 
     Equivalent to resizing the whole image by a random factor in
     `scale_range` (bilinear for the image, nearest for the label), padding
     it at the bottom and right to `crop_size` (0 for the image, the ignore
     label for the label), cropping a random window and flipping it with
-    probability 0.5 - but only the output window is ever computed, with
-    `tf.image.crop_and_resize`, which is several times faster than resizing
-    a 2x-scaled image and cropping it. The scaled image spans the source's
-    first to last pixel centre (`align_corners` sampling), so no border row
-    is extrapolated; positions past it are the padding.
+    probability 0.5 - but only the source pixels that land in the crop are
+    resized: the window is chosen in source coordinates, rounded to whole
+    pixels (so the scale is exact to within half a pixel over the window),
+    flipped while still uint8, and resized straight to its place in the
+    crop. Resizing a 2x-scaled whole image and cropping it would cost
+    several times more.
 
     Args:
         image: `[H, W, 3]` uint8 or float image.
@@ -227,54 +230,68 @@ def scale_crop_flip(image, label, seed, crop_size, scale_range):
         seed: int `[2]` stateless seed.
         crop_size: `(crop_h, crop_w)`.
         scale_range: `(min, max)` scale factors.
+        reverse_channels: also reverse the channel order (RGB -> BGR) in
+            the same pass as the flip.
 
     Returns:
         `(image float32 [crop_h, crop_w, 3], label uint8 [crop_h, crop_w])`.
     """
     crop_h, crop_w = crop_size
+    crop = tf.constant([crop_h, crop_w])
     seeds = tf.random.experimental.stateless_split(seed, 4)
     scale = tf.random.stateless_uniform(
         [], seeds[0], minval=scale_range[0], maxval=scale_range[1]
     )
     size = tf.shape(image)[:2]
     scaled = tf.maximum(
-        tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 2
+        tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 1
     )
-    max_offset = tf.maximum(scaled - tf.constant([crop_h, crop_w]), 0)
+    # The resized extent inside the crop (the rest is padding) and the
+    # source pixels that are resized to it.
+    extent = tf.minimum(scaled, crop)
+    window = tf.clip_by_value(
+        tf.cast(tf.round(tf.cast(extent, tf.float32) / scale), tf.int32),
+        1,
+        size,
+    )
+    max_offset = size - window
     top = tf.random.stateless_uniform(
         [], seeds[1], maxval=max_offset[0] + 1, dtype=tf.int32
     )
     left = tf.random.stateless_uniform(
         [], seeds[2], maxval=max_offset[1] + 1, dtype=tf.int32
     )
-    span = tf.cast(scaled - 1, tf.float32)
-    y1 = tf.cast(top, tf.float32) / span[0]
-    y2 = tf.cast(top + crop_h - 1, tf.float32) / span[0]
-    x1 = tf.cast(left, tf.float32) / span[1]
-    x2 = tf.cast(left + crop_w - 1, tf.float32) / span[1]
     flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
-    # A box whose x1 > x2 is sampled right to left: the flip is free.
-    box = tf.where(flip, tf.stack([y1, x2, y2, x1]), tf.stack([y1, x1, y2, x2]))
-    boxes = box[None]
-    image = tf.image.crop_and_resize(
-        image[None],
-        boxes,
-        [0],
-        crop_size,
-        method="bilinear",
-        extrapolation_value=0.0,
-    )[0]
-    label = tf.image.crop_and_resize(
-        label[None, ..., None],
-        boxes,
-        [0],
-        crop_size,
-        method="nearest",
-        extrapolation_value=float(catalog.IGNORE_LABEL),
-    )[0, ..., 0]
+
+    pixels = image[top : top + window[0], left : left + window[1]]
+    channel_axes = [2] if reverse_channels else []
+    pixels = tf.cond(
+        flip,
+        lambda: tf.reverse(pixels, [1] + channel_axes),
+        lambda: tf.reverse(pixels, channel_axes) if channel_axes else pixels,
+    )
+    resized = tf.image.resize(pixels, extent, method="bilinear")
+    padding = tf.stack([[0, crop_h - extent[0]], [0, crop_w - extent[1]]])
+    image = tf.pad(resized, tf.concat([padding, [[0, 0]]], 0))
+
+    # Nearest neighbour on the same half-pixel grid as the bilinear resize,
+    # as two gathers: cheaper than resizing the label window.
+    rows = top + _nearest_indices(extent[0], window[0])
+    cols = left + _nearest_indices(extent[1], window[1])
+    cols = tf.cond(flip, lambda: tf.reverse(cols, [0]), lambda: cols)
+    label = tf.gather(tf.gather(label, rows, axis=0), cols, axis=1)
+    label = tf.pad(label, padding, constant_values=catalog.IGNORE_LABEL)
     image.set_shape([crop_h, crop_w, 3])
     label.set_shape([crop_h, crop_w])
     return image, tf.cast(label, tf.uint8)
+
+
+def _nearest_indices(output_size, input_size):
+    """Source index of each output pixel centre when resizing 1-D."""
+    centres = tf.cast(tf.range(output_size), tf.float32) + 0.5
+    ratio = tf.cast(input_size, tf.float32) / tf.cast(output_size, tf.float32)
+    indices = tf.cast(tf.floor(centres * ratio), tf.int32)
+    return tf.minimum(indices, input_size - 1)
 
 
 def color_jitter(image, seed, max_delta=10.0):
@@ -290,7 +307,10 @@ def augment(image, label, seed, crop_size, scale_range=(0.75, 2.0)):
 
     Random scale, pad to the crop (0 for images, the ignore label for
     labels), random crop, horizontal flip, colour jitter in [-10, 10] and
-    normalization. Labels are only resampled with nearest neighbour.
+    normalization. Labels are only resampled with nearest neighbour. The
+    result equals `normalize_images(color_jitter(scale_crop_flip(...)))`
+    but costs fewer passes over the float crop: channels are swapped to BGR
+    on the uint8 window, in the same pass as the flip.
 
     Args:
         image: uint8 `[H, W, 3]`.
@@ -303,11 +323,24 @@ def augment(image, label, seed, crop_size, scale_range=(0.75, 2.0)):
         `(image float32 [crop_h, crop_w, 3], label int32 [crop_h, crop_w])`.
     """
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    image, label = scale_crop_flip(
-        image, label, seeds[0], crop_size, scale_range
+    bgr, label = scale_crop_flip(
+        image, label, seeds[0], crop_size, scale_range, reverse_channels=True
     )
-    image = color_jitter(image, seeds[1])
-    return normalize_images(image), tf.cast(label, tf.int32)
+    return jitter_and_normalize_bgr(bgr, seeds[1]), tf.cast(label, tf.int32)
+
+
+def jitter_and_normalize_bgr(bgr, seed, max_delta=10.0):
+    """`normalize_images(color_jitter(rgb, seed))` for a BGR float image.
+
+    The jitter is drawn as `color_jitter` draws it (per RGB channel).
+    Clipping with scalar bounds: per-channel bounds broadcast several times
+    slower in TensorFlow.
+    """
+    delta = tf.random.stateless_uniform(
+        [3], seed, minval=-max_delta, maxval=max_delta
+    )
+    jittered = tf.clip_by_value(bgr + tf.reverse(delta, [0]), 0.0, 255.0)
+    return jittered - tf.constant(IMAGENET_BGR_MEAN, tf.float32)
 
 
 def table_tensor(table: np.ndarray):
