@@ -61,14 +61,18 @@ def test_gff_flops_grow_with_the_added_layers():
     assert gff_flops - psp_flops > refine
 
 
-def test_measure_model_reports_positive_timings():
-    model = GFFNet(
+def tiny_model():
+    return GFFNet(
         4,
         backbone="resnet18",
         output_stride=32,
         fused_channels=16,
         ppm_channels=32,
     )
+
+
+def test_measure_model_reports_positive_timings():
+    model = tiny_model()
     row = measure_model(model, 48, runs=1, warmup=1)
     assert row["forward_ms"] > 0 and row["train_step_ms"] > 0
     assert row["images_per_s"] == pytest.approx(
@@ -142,13 +146,7 @@ def test_benchmark_script_accepts_presets(tmp_path):
 
 
 def test_measure_frozen_forward_reports_a_positive_time():
-    model = GFFNet(
-        4,
-        backbone="resnet18",
-        output_stride=32,
-        fused_channels=16,
-        ppm_channels=32,
-    )
+    model = tiny_model()
     row = measure_frozen_forward(model, 48, runs=1, warmup=1)
     assert set(row) == {"frozen_forward_ms", "peak_memory_mb"}
     assert row["frozen_forward_ms"] > 0

@@ -23,17 +23,21 @@ SAVED_MODEL_CLI = os.path.join(
 )
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """One export per module: `(model, version_path, loaded)`."""
-    keras.utils.set_random_seed(0)  # module fixtures run before the seed one
-    model = GFFNet(
+def small_model():
+    return GFFNet(
         NUM_CLASSES,
         backbone="resnet18",
         output_stride=32,
         fused_channels=16,
         ppm_channels=32,
     )
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One export per module: `(model, version_path, loaded)`."""
+    keras.utils.set_random_seed(0)  # module fixtures run before the seed one
+    model = small_model()
     base = tmp_path_factory.mktemp("export")
     path = export_saved_model(model, str(base))
     return model, path, tf.saved_model.load(path)
@@ -175,6 +179,13 @@ def test_saved_model_cli_shows_both_signatures(exported, tmp_path):
 def test_saved_model_cli_run(exported, tmp_path):
     model, path, _ = exported
     images = uint8_images(1, 27, 31, seed=3)
+    assert_matches_keras(
+        model, images, saved_model_cli_run(path, images, tmp_path)
+    )
+
+
+def saved_model_cli_run(path, images, tmp_path):
+    """`serving_default` outputs of `saved_model_cli run` (TF1 loader)."""
     np.save(tmp_path / "images.npy", images)
     run_tool(
         [
@@ -193,11 +204,10 @@ def test_saved_model_cli_run(exported, tmp_path):
         ],
         tmp_path,
     )
-    outputs = {
+    return {
         key: tf.constant(np.load(tmp_path / "out" / f"{key}.npy"))
         for key in ("predictions", "confidence")
     }
-    assert_matches_keras(model, images, outputs)
 
 
 def test_loads_and_runs_without_gff_keras(exported, monkeypatch):
@@ -312,13 +322,7 @@ def test_export_script_writes_the_next_version(tmp_path):
 
 def test_frozen_export_matches_keras_and_holds_no_variables(tmp_path):
     keras.utils.set_random_seed(1)
-    model = GFFNet(
-        NUM_CLASSES,
-        backbone="resnet18",
-        output_stride=32,
-        fused_channels=16,
-        ppm_channels=32,
-    )
+    model = small_model()
     path = export_saved_model(model, str(tmp_path / "frozen"), freeze=True)
     images = uint8_images(2, 33, 41, seed=5)
     encoded = [tf.io.encode_jpeg(image, quality=100) for image in images]
@@ -336,27 +340,6 @@ def test_frozen_export_matches_keras_and_holds_no_variables(tmp_path):
         loaded.signatures["serving_image_bytes"](image_bytes=tf.stack(encoded)),
     )
     # The TF1-style loader of TensorFlow Serving runs it too.
-    np.save(tmp_path / "images.npy", images)
-    run_tool(
-        [
-            SAVED_MODEL_CLI,
-            "run",
-            "--dir",
-            path,
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"inputs={tmp_path / 'images.npy'}",
-            "--outdir",
-            str(tmp_path / "out"),
-        ],
-        tmp_path,
-    )
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "out" / "predictions.npy"),
-        loaded.signatures["serving_default"](inputs=tf.constant(images))[
-            "predictions"
-        ],
+    assert_matches_keras(
+        model, images, saved_model_cli_run(path, images, tmp_path)
     )
