@@ -236,6 +236,8 @@ def scale_crop_flip(
     Returns:
         `(image float32 [crop_h, crop_w, 3], label uint8 [crop_h, crop_w])`.
     """
+    image = tf.convert_to_tensor(image)
+    label = tf.convert_to_tensor(label)
     crop_h, crop_w = crop_size
     crop = tf.constant([crop_h, crop_w])
     seeds = tf.random.experimental.stateless_split(seed, 4)
