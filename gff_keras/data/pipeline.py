@@ -270,7 +270,7 @@ def scale_crop_flip(
     pixels = tf.cond(
         flip,
         lambda: tf.reverse(pixels, [1] + channel_axes),
-        lambda: tf.reverse(pixels, channel_axes) if channel_axes else pixels,
+        lambda: tf.reverse(pixels, channel_axes),
     )
     resized = tf.image.resize(pixels, extent, method="bilinear")
     padding = tf.stack([[0, crop_h - extent[0]], [0, crop_w - extent[1]]])
@@ -298,9 +298,7 @@ def _nearest_indices(output_size, input_size):
 
 def color_jitter(image, seed, max_delta=10.0):
     """Adds one uniform value in `[-max_delta, max_delta]` per channel."""
-    delta = tf.random.stateless_uniform(
-        [3], seed, minval=-max_delta, maxval=max_delta
-    )
+    delta = _jitter_delta(seed, max_delta)
     return tf.clip_by_value(image + delta, 0.0, 255.0)
 
 
@@ -328,21 +326,24 @@ def augment(image, label, seed, crop_size, scale_range=(0.75, 2.0)):
     bgr, label = scale_crop_flip(
         image, label, seeds[0], crop_size, scale_range, reverse_channels=True
     )
-    return jitter_and_normalize_bgr(bgr, seeds[1]), tf.cast(label, tf.int32)
+    return _jitter_and_normalize_bgr(bgr, seeds[1]), tf.cast(label, tf.int32)
 
 
-def jitter_and_normalize_bgr(bgr, seed, max_delta=10.0):
+def _jitter_and_normalize_bgr(bgr, seed, max_delta=10.0):
     """`normalize_images(color_jitter(rgb, seed))` for a BGR float image.
 
-    The jitter is drawn as `color_jitter` draws it (per RGB channel).
     Clipping with scalar bounds: per-channel bounds broadcast several times
     slower in TensorFlow.
     """
-    delta = tf.random.stateless_uniform(
-        [3], seed, minval=-max_delta, maxval=max_delta
-    )
+    delta = _jitter_delta(seed, max_delta)  # per RGB channel
     jittered = tf.clip_by_value(bgr + tf.reverse(delta, [0]), 0.0, 255.0)
     return jittered - tf.constant(IMAGENET_BGR_MEAN, tf.float32)
+
+
+def _jitter_delta(seed, max_delta):
+    return tf.random.stateless_uniform(
+        [3], seed, minval=-max_delta, maxval=max_delta
+    )
 
 
 def table_tensor(table: np.ndarray):

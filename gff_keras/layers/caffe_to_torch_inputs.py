@@ -1,9 +1,11 @@
 import keras
 from keras import ops
 
-# keras.applications' "caffe" preprocessing subtracts this BGR mean; "torch"
-# preprocessing scales RGB to [0, 1] and standardizes with these.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+from gff_keras.data.pipeline import IMAGENET_BGR_MEAN
+
+# keras.applications' "torch" preprocessing scales RGB to [0, 1] and
+# standardizes with these; the pipelines' "caffe" input subtracts
+# IMAGENET_BGR_MEAN instead.
 TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
 TORCH_RGB_STD = (0.229, 0.224, 0.225)
 
@@ -28,7 +30,7 @@ class CaffeToTorchInputs(keras.layers.Layer):
     """
 
     def call(self, inputs):
-        rgb = ops.flip(inputs + ops.array(CAFFE_BGR_MEAN, inputs.dtype), -1)
+        rgb = ops.flip(inputs + ops.array(IMAGENET_BGR_MEAN, inputs.dtype), -1)
         mean = ops.array(TORCH_RGB_MEAN, inputs.dtype)
         std = ops.array(TORCH_RGB_STD, inputs.dtype)
         return (rgb / 255.0 - mean) / std
