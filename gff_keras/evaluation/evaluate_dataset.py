@@ -9,6 +9,7 @@ from gff_keras.evaluation.predict_logits import MODES
 from gff_keras.evaluation.predict_logits import PAPER_SCALES
 from gff_keras.evaluation.predict_logits import predict_logits
 from gff_keras.evaluation.segmentation_metrics import SegmentationMetrics
+from gff_keras.export.freeze_function import freeze_function
 
 
 def evaluate_dataset(
@@ -26,6 +27,7 @@ def evaluate_dataset(
     num_examples: int | None = None,
     synthetic_image_size=(192, 192),
     skip_bad_examples: bool = False,
+    freeze: bool = False,
     verbose: int = 1,
 ) -> dict:
     """Scores a segmentation model on a dataset split at full resolution.
@@ -60,6 +62,12 @@ def evaluate_dataset(
         synthetic_image_size: synthetic only: `(height, width)` of scenes.
         skip_bad_examples: skip unreadable examples instead of stopping
             (see `build_dataset`).
+        freeze: predict with a frozen copy of the model's graph
+            (`gff_keras.export.freeze_function`): on CPU, TensorFlow's
+            oneDNN convolutions then run about 1.3x faster in `"whole"` and
+            `"ms_flip"` modes (sliding windows run inside a loop that
+            freezing does not speed up). The copy holds the weights as they
+            are when the call starts. Defaults to `False`.
         verbose: `1` shows a progress bar with the running mIoU, `0` is
             silent. Defaults to `1`.
 
@@ -119,7 +127,9 @@ def evaluate_dataset(
         return tf.argmax(scores, axis=-1, output_type=tf.int32)
 
     # Tracing before reading data reports bad inference options at once.
-    predict.get_concrete_function()
+    traced = predict.get_concrete_function()
+    if freeze:
+        predict = freeze_function(traced)
     data = build_dataset(
         dataset,
         split,
