@@ -15,8 +15,8 @@ the benchmark's score, (pixel accuracy + mIoU) / 2.
 
 Without a GPU the model is evaluated from a frozen copy of its graph
 (`evaluate_dataset(..., freeze=True)`), which TensorFlow's oneDNN CPU
-convolutions run about 1.3x faster; `--nofreeze` turns that off and
-`--freeze` forces it on.
+convolutions run 1.3-1.4x faster per image (after a one-off 10-30 s to
+freeze); `--nofreeze` turns that off and `--freeze` forces it on.
 """
 
 import os

@@ -64,10 +64,11 @@ def evaluate_dataset(
             (see `build_dataset`).
         freeze: predict with a frozen copy of the model's graph
             (`gff_keras.export.freeze_function`): on CPU, TensorFlow's
-            oneDNN convolutions then run about 1.3x faster in `"whole"` and
-            `"ms_flip"` modes (sliding windows run inside a loop that
-            freezing does not speed up). The copy holds the weights as they
-            are when the call starts. Defaults to `False`.
+            oneDNN convolutions then run 1.3-1.4x faster per image in
+            `"whole"` and `"ms_flip"` modes (sliding windows run inside a
+            loop that freezing does not speed up), after a one-off 10-30 s
+            to freeze (`docs/benchmarks.md`). The copy holds the weights as
+            they are when the call starts. Defaults to `False`.
         verbose: `1` shows a progress bar with the running mIoU, `0` is
             silent. Defaults to `1`.
 
