@@ -1,6 +1,7 @@
 import keras
 
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # (block type, blocks per stage) for each depth, as in He et al. 2016.
 RESNET_LAYOUTS = {
@@ -179,7 +180,7 @@ class DilatedResNet(keras.Model):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 
