@@ -5,7 +5,6 @@ from gff_keras.backbones.dilated_resnet import OUTPUT_STRIDES
 from gff_keras.backbones.dilated_resnet import feature_strides
 from gff_keras.backbones.dilated_resnet import stage_strides_and_dilations
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
-from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # Dense layers per block for each depth (Huang et al. 2017, Table 1).
 DENSENET_LAYOUTS = {
@@ -163,7 +162,7 @@ class DilatedDenseNet(keras.Model):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return FusedBatchNormalization(
+        return keras.layers.BatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 

@@ -1,7 +1,6 @@
 import keras
 
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
-from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # (block type, blocks per stage) for each depth, as in He et al. 2016.
 RESNET_LAYOUTS = {
@@ -180,7 +179,7 @@ class DilatedResNet(keras.Model):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return FusedBatchNormalization(
+        return keras.layers.BatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 

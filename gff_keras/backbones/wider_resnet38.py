@@ -2,8 +2,6 @@ import collections
 
 import keras
 
-from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
-
 # One "mod" (group of residual blocks) of a Wider-ResNet.
 #   name: the output's name, as in inplace_abn (`mod2` ... `mod7`).
 #   blocks: number of pre-activation residual blocks.
@@ -182,7 +180,7 @@ class WiderResNet38(keras.Model):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return FusedBatchNormalization(
+        return keras.layers.BatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 

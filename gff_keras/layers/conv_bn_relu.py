@@ -1,7 +1,5 @@
 import keras
 
-from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
-
 
 @keras.saving.register_keras_serializable(package="gff_keras")
 class ConvBNReLU(keras.layers.Layer):
@@ -64,7 +62,7 @@ class ConvBNReLU(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="conv",
         )
-        self.batch_norm = FusedBatchNormalization(
+        self.batch_norm = keras.layers.BatchNormalization(
             momentum=momentum,
             epsilon=epsilon,
             synchronized=True,
