@@ -13,7 +13,8 @@ is printed as a table and written as JSON (by default to
 neither labels nor predictions, are written as null). ADE20K also reports
 the benchmark's score, (pixel accuracy + mIoU) / 2.
 
-Without a GPU the model is evaluated from a frozen copy of its graph
+Without a GPU, outside `--mode=slide`, the model is evaluated from a
+frozen copy of its graph
 (`evaluate_dataset(..., freeze=True)`), which TensorFlow's oneDNN CPU
 convolutions run 1.3-1.4x faster per image (after a one-off 10-30 s to
 freeze); `--nofreeze` turns that off and `--freeze` forces it on.
@@ -59,7 +60,7 @@ _FREEZE = flags.DEFINE_bool(
     "freeze",
     None,
     "Predict from a frozen graph (faster on CPU). Default: on when no GPU "
-    "is visible.",
+    "is visible and --mode is not slide.",
 )
 flags.mark_flag_as_required("model_dir")
 
@@ -88,7 +89,10 @@ def main(argv):
     model = load_model(model_dir)
     freeze = _FREEZE.value
     if freeze is None:
-        freeze = not tf.config.list_physical_devices("GPU")
+        # Sliding windows run in a loop that freezing does not speed up.
+        freeze = inference_flags.MODE.value != "slide" and (
+            not tf.config.list_physical_devices("GPU")
+        )
     result = evaluate_dataset(
         model,
         dataset,
