@@ -9,6 +9,7 @@ from test_backbones import write_legacy_h5
 from gff_keras.backbones import DilatedDenseNet
 from gff_keras.backbones import load_imagenet_weights
 from gff_keras.data.pipeline import normalize_images
+from tests.tolerances import assert_network_close
 
 # keras.applications' tensors for the four dense block outputs.
 REFERENCE_OUTPUTS = {
@@ -47,10 +48,7 @@ def test_output_stride_32_equals_keras_applications(tmp_path):
         reference_value = np.asarray(expected[name])
         value = np.asarray(features[name])
         assert value.shape == reference_value.shape, name
-        scale = np.abs(reference_value).max()
-        np.testing.assert_allclose(
-            value, reference_value, rtol=1e-4, atol=1e-5 * scale, err_msg=name
-        )
+        assert_network_close(value, reference_value, err_msg=name)
 
 
 @pytest.mark.parametrize(
@@ -193,11 +191,7 @@ def test_config_round_trip_and_save(tmp_path):
     reloaded = keras.models.load_model(path, safe_mode=True)
     images = np.random.default_rng(1).normal(size=(1, 40, 40, 3))
     for name in backbone.feature_names:
-        np.testing.assert_allclose(
-            np.asarray(reloaded(images)[name]),
-            np.asarray(backbone(images)[name]),
-            atol=1e-5,
-        )
+        assert_network_close(reloaded(images)[name], backbone(images)[name])
 
 
 def test_pipeline_images_reach_densenet_preprocessed_as_imagenet_expects():
@@ -214,11 +208,6 @@ def test_pipeline_images_reach_densenet_preprocessed_as_imagenet_expects():
         training=False,
     )
     features = backbone(normalize_images(images), training=False)
-    np.testing.assert_allclose(
-        np.asarray(features["dense4"]),
-        np.asarray(expected),
-        rtol=1e-4,
-        atol=1e-4,
-    )
+    assert_network_close(features["dense4"], expected)
     with pytest.raises(ValueError, match="input_preprocessing"):
         DilatedDenseNet(input_preprocessing="tf")

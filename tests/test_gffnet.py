@@ -8,6 +8,7 @@ import tensorflow as tf
 from gff_keras import GFFNet
 from gff_keras.backbones import DilatedResNet
 from gff_keras.training import SegmentationLoss
+from tests.tolerances import assert_network_close
 
 NUM_CLASSES = 4
 # A small configuration for everything that is not about the real sizes.
@@ -172,11 +173,8 @@ def test_grouped_fusion_keeps_logits(kwargs, strides):
     reference.set_weights(grouped.get_weights())
     # Odd sizes: the levels' sizes are rounded up at every stride-2 step.
     images, _ = fixed_batch(height=75, width=53, batch=1)
-    np.testing.assert_allclose(
-        np.asarray(grouped(images, training=False)),
-        np.asarray(reference(images, training=False)),
-        rtol=1e-5,
-        atol=1e-5,
+    assert_network_close(
+        grouped(images, training=False), reference(images, training=False)
     )
 
 
@@ -199,10 +197,8 @@ def test_keras_save_and_safe_load_reproduce_outputs(kwargs, tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     assert isinstance(loaded, GFFNet)
     assert loaded.get_config() == model.get_config()
-    np.testing.assert_allclose(
-        loaded.predict(images, verbose=0),
-        model.predict(images, verbose=0),
-        atol=1e-5,
+    assert_network_close(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0)
     )
     # The auxiliary head was saved too.
     for a, b in zip(loaded.aux_head.weights, model.aux_head.weights):

@@ -8,6 +8,7 @@ import tensorflow as tf
 from gff_keras import GFFNet
 from gff_keras.evaluation import predict_logits
 from tests.references import np_resize_bilinear
+from tests.tolerances import assert_probabilities_close
 
 NUM_CLASSES = 3
 
@@ -97,7 +98,8 @@ def test_slide_with_one_window_equals_whole(model):
     expected = predict_logits(model, padded)[:, :37, :45]
     larger = predict_logits(model, images, mode="slide", crop_size=48)
     assert larger.shape == (1, 37, 45, NUM_CLASSES)
-    np.testing.assert_allclose(larger, expected, atol=1e-6)
+    logits = predict_logits(model, padded, output="logits")
+    assert_probabilities_close(larger, expected, logits)
 
 
 def test_ms_flip_single_scale_without_flip_equals_whole(model):
@@ -140,7 +142,10 @@ def test_slide_with_small_windows_on_odd_sizes(model):
         lambda x: predict_logits(model, x, mode="slide", crop_size=24),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
     )
-    np.testing.assert_allclose(traced(images), eager, atol=1e-5)
+    logits = predict_logits(
+        model, images, mode="slide", crop_size=24, output="logits"
+    )
+    assert_probabilities_close(traced(images), eager, logits)
     # Resizing, flipping and padded windows with sizes known at run time.
     ms_traced = tf.function(
         lambda x: predict_logits(
@@ -152,7 +157,15 @@ def test_slide_with_small_windows_on_odd_sizes(model):
         model, images[:1, :29], mode="ms_flip", scales=(0.5,), crop_size=24
     )
     assert ms_eager.shape == (1, 29, 53, NUM_CLASSES)
-    np.testing.assert_allclose(ms_traced(images[:1, :29]), ms_eager, atol=1e-5)
+    ms_logits = predict_logits(
+        model,
+        images[:1, :29],
+        mode="ms_flip",
+        scales=(0.5,),
+        crop_size=24,
+        output="logits",
+    )
+    assert_probabilities_close(ms_traced(images[:1, :29]), ms_eager, ms_logits)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from references import np_sigmoid
 
 from gff_keras import layers
 from gff_keras.layers.pyramid_pooling import adaptive_average_pool
+from tests.tolerances import assert_network_close
 
 CHANNELS = 8
 # Three resolutions with non-integer ratios, finest first.
@@ -267,10 +268,9 @@ def unknown_size_model(layer):
 
 
 def assert_same_fusion(a, b):
+    # Two orderings of the same sums: the float32 bound of tolerances.py.
     for x, y in zip(keras.tree.flatten(a), keras.tree.flatten(b)):
-        np.testing.assert_allclose(
-            np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-5
-        )
+        assert_network_close(x, y)
 
 
 @pytest.mark.parametrize("gate_channels", [1, CHANNELS])

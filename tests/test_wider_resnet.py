@@ -8,6 +8,7 @@ import pytest
 
 from gff_keras.backbones.wider_resnet38 import WIDER_RESNET38_LAYOUT
 from gff_keras.backbones.wider_resnet38 import WiderResNet38
+from tests.tolerances import assert_network_close
 
 # inplace_abn's `WiderResNetA2` with structure [3, 3, 6, 3, 1, 1], written
 # out independently of the module: mod -> (blocks, channels of the block's
@@ -264,9 +265,7 @@ def test_bad_output_stride_config_and_saving(backbones, tmp_path):
     expected = backbone(images, training=False)
     actual = restored(images, training=False)
     for name in LAYOUT:
-        np.testing.assert_allclose(
-            np.asarray(actual[name]), np.asarray(expected[name]), atol=1e-5
-        )
+        assert_network_close(actual[name], expected[name], err_msg=name)
 
 
 def test_output_stride_16_config_round_trip():
