@@ -1,0 +1,13 @@
+"""Reading PyTorch checkpoints and converting the authors' weights."""
+
+from gff_keras.convert.torch_checkpoint import CheckpointError
+from gff_keras.convert.torch_checkpoint import UnsafeCheckpointError
+from gff_keras.convert.torch_checkpoint import load_torch_checkpoint
+from gff_keras.convert.torch_checkpoint import read_torch_checkpoint
+
+__all__ = [
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "load_torch_checkpoint",
+    "read_torch_checkpoint",
+]
