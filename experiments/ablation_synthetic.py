@@ -21,23 +21,27 @@ import numpy as np
 
 from experiments.registry import register
 from experiments.synthetic import synthetic_base_config
-from gff_keras.benchmarks.machine_description import machine_description
+from gff_keras.benchmarks.machine import machine_description
 from gff_keras.data import SyntheticScenes
 from gff_keras.data import dataset_info
 from gff_keras.data.pipeline import normalize_images
-from gff_keras.models.gffnet import GATED_FUSIONS
 from gff_keras.models.run_directory import FINAL_MODEL
 from gff_keras.training.experiment_config import ExperimentConfig
 
-# name -> (fusion, dfp); the paper's rows in Table 1 order, then Table 2.
+# The fusions with gates, whose gate statistics the study records.
+GATED_FUSIONS = ("gff", "gated_fpn")
+# variant -> (GFFNet `fusion`, `dfp`); the paper's rows in Table 1 order,
+# then Table 2, then the authors' code's pyramid.
 VARIANTS = {
-    "pspnet": ("none", False),
-    "concat": ("concat", False),
-    "add": ("add", False),
-    "fpn": ("fpn", False),
-    "gated_fpn": ("gated_fpn", False),
-    "gff": ("gff", False),
-    "gff_dfp": ("gff", True),
+    "pspnet": ("none", "none"),
+    "concat": ("concat", "none"),
+    "add": ("add", "none"),
+    "fpn": ("fpn", "none"),
+    "gated_fpn": ("gated_fpn", "none"),
+    "gff": ("gff", "none"),
+    "gff_dfp": ("gff", "dense"),
+    # The authors' code's pyramid (DenseASPP blocks, rates 3/6/9/12).
+    "gff_dfp_authors": ("gff", "dense_aspp"),
 }
 # Cityscapes val mIoU. Table 1 and 2: ResNet-101 (GFF+DFP is Table 2's
 # single-scale row); Table 4: ResNet-18 (PSPNet, +GFF, +GFF+DFP).
@@ -123,10 +127,12 @@ def ablation_config(
         f"({budget} budget: {sizes['steps']} steps)"
     )
     config.name = f"synthetic_ablation_{variant}"
-    config.model.fusion = fusion
-    config.model.dfp = dfp
-    config.model.fused_channels = sizes["fused_channels"]
-    config.model.ppm_channels = 2 * sizes["fused_channels"]
+    config.model.fusion.type = fusion
+    config.model.dfp.type = dfp
+    if fusion != "none" or dfp != "none":
+        # PSPNet has no fusion head to narrow.
+        config.model.head.channels = sizes["fused_channels"]
+    config.model.context.channels = 2 * sizes["fused_channels"]
     config.data.batch_size = sizes["batch_size"]
     config.data.crop_size = sizes["crop_size"]
     config.data.synthetic_image_size = sizes["image_size"]
@@ -278,7 +284,7 @@ def run_ablation(
     Returns:
         The results dict written to `results_file`.
     """
-    from gff_keras.training.run_experiment import run_experiment
+    from gff_keras.training.experiment_runner import run_experiment
 
     results_file = results_file or os.path.join(
         output_dir, "ablation_synthetic.json"

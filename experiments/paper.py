@@ -22,10 +22,13 @@ def _paper_config(
     dfp=True,
     eval_mode=None,
 ):
+    """The paper's recipe for `dataset`; the GFFNet preset on `backbone`
+    with its fusion and pyramid set to `fusion` and `dfp`."""
     config = ExperimentConfig(paper_reference=reference, paper_miou=miou)
-    config.model.backbone = backbone
-    config.model.fusion = fusion
-    config.model.dfp = dfp
+    config.model.preset = f"gffnet_{backbone}"
+    if (fusion, dfp) != ("gff", True):
+        config.model.fusion.type = fusion
+        config.model.dfp.type = "dense" if dfp else "none"
     config.data.dataset = dataset
     if dataset == "cityscapes":
         config.data.crop_size = 864
@@ -174,21 +177,12 @@ _PRESET_ROWS = {
 
 def _register_preset_row(name, preset, reference, miou):
     def factory():
-        arguments = preset_arguments(preset)
-        config = _paper_config(
-            "cityscapes",
-            reference,
-            miou,
-            backbone=arguments.pop("backbone"),
-            fusion=arguments.pop("fusion"),
-            dfp=arguments.pop("dfp"),
-        )
-        for key, value in arguments.items():
-            setattr(config.model, key, value)
-        if config.model.backbone == "wider_resnet38":
+        config = _paper_config("cityscapes", reference, miou)
+        config.model.preset = preset
+        if preset_arguments(preset).get("backbone") == "wider_resnet38":
             # keras.applications has no Wider-ResNet-38; the paper starts
             # from Mapillary-pretrained weights (pass them with init_from).
-            config.model.backbone_weights = None
+            config.model.backbone.weights = None
         config.description = f"{PRESETS[preset]['description']} {reference}"
         return config
 

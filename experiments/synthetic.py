@@ -7,10 +7,10 @@ from gff_keras.training.experiment_config import ExperimentConfig
 def synthetic_base_config(description):
     config = ExperimentConfig(description=description)
     config.data.dataset = "synthetic"
-    config.model.backbone = "resnet18"
+    config.model.preset = "gffnet_resnet18"
     # Trained from scratch: no ImageNet download, and a learning rate ten
     # times the paper's fine-tuning rate.
-    config.model.backbone_weights = None
+    config.model.backbone.weights = None
     config.optimizer.learning_rate = 0.01
     return config
 
@@ -36,9 +36,9 @@ def synthetic_quickstart():
 def synthetic_tiny():
     """Seconds-long smoke run for tests: small widths, 32x32 crops."""
     config = synthetic_base_config("Tiny GFFNet smoke test on synthetic scenes")
-    config.model.output_stride = 32
-    config.model.fused_channels = 16
-    config.model.ppm_channels = 32
+    config.model.backbone.output_stride = 32
+    config.model.head.channels = 16
+    config.model.context.channels = 32
     config.data.crop_size = 32
     config.data.batch_size = 2
     config.data.num_train_examples = 16

@@ -155,13 +155,17 @@ def model_row(settings: dict) -> dict:
     """One variant's row; runs in a fresh process (its own peak memory)."""
     from gff_keras.benchmarks import count_flops
     from gff_keras.benchmarks import measure_model
+    from gff_keras.models.presets import preset_arguments
 
     size = settings["image_size"]
     name = settings["model"]
     model = build_model(settings)
+    backbone = settings["backbone"]
+    if name not in VARIANTS:
+        backbone = preset_arguments(name)["backbone"]
     row = {
         "model": name,
-        "backbone": model.backbone_name,
+        "backbone": backbone,
         "image_size": size,
         "output_stride": settings["output_stride"],
         "num_classes": settings["num_classes"],

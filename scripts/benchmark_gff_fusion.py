@@ -25,7 +25,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from gff_keras.backbones.dilated_resnet import feature_strides  # noqa: E402
+from gff_keras.backbones.dilated_resnet import STAGE_STRIDES  # noqa: E402
+from gff_keras.backbones.dilated_resnet import STEM_STRIDE  # noqa: E402
+from gff_keras.backbones.dilation import dilation_plan  # noqa: E402
 from gff_keras.layers import GatedFullyFusion  # noqa: E402
 
 _IMAGE = flags.DEFINE_integer("image_size", 512, "Image height and width.")
@@ -81,7 +83,8 @@ def run_once(function, levels):
 
 def main(argv):
     del argv
-    strides = feature_strides(_OS.value)
+    plan = dilation_plan(_OS.value, STAGE_STRIDES, STEM_STRIDE)
+    strides = [stage.feature_stride for stage in plan]
     sizes = [-(-_IMAGE.value // s) for s in strides]
     rng = np.random.default_rng(0)
     levels = [

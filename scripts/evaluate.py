@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from gff_keras.evaluation.evaluate_dataset import evaluate_dataset  # noqa: E402
+from gff_keras.evaluation.dataset_evaluation import evaluate_dataset  # noqa: E402
 from gff_keras.models import load_model  # noqa: E402
 from gff_keras.models import read_run_config  # noqa: E402
 

@@ -8,8 +8,8 @@ Importing this module defines --mode, --crop_size, --stride, --scales and
 
 from absl import flags
 
-from gff_keras.evaluation.predict_logits import MODES
-from gff_keras.evaluation.predict_logits import PAPER_SCALES
+from gff_keras.evaluation.inference import MODES
+from gff_keras.evaluation.inference import PAPER_SCALES
 
 MODE = flags.DEFINE_enum("mode", "whole", MODES, "Inference mode.")
 CROP = flags.DEFINE_list(

@@ -22,7 +22,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from gff_keras.data import dataset_info  # noqa: E402
-from gff_keras.visualization import Segmenter  # noqa: E402
+from gff_keras.visualization import Predictor  # noqa: E402
 from gff_keras.visualization import find_images  # noqa: E402
 from gff_keras.visualization import predict_files  # noqa: E402
 
@@ -59,15 +59,15 @@ def main(argv):
     del argv
     try:
         paths = find_images(_INPUT.value)
-        segmenter = Segmenter.load(_MODEL_DIR.value)
-        name = _DATASET.value or segmenter.dataset
+        predictor = Predictor.load(_MODEL_DIR.value)
+        name = _DATASET.value or predictor.dataset
         if name is None:
             raise ValueError(
                 f"No run config names the dataset of {_MODEL_DIR.value!r}; "
                 "pass --dataset (it picks the palette)."
             )
         written = predict_files(
-            segmenter,
+            predictor,
             paths,
             _OUTPUT_DIR.value,
             dataset_info(name),

@@ -89,7 +89,7 @@ def resolve_config():
         "data.data_dir": _DATA_DIR.value,
         "data.batch_size": _BATCH_SIZE.value,
         "data.crop_size": _CROP_SIZE.value,
-        "model.backbone": _BACKBONE.value,
+        "model.backbone.name": _BACKBONE.value,
     }
     overrides += [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
     return apply_overrides(config, overrides + _OVERRIDE.value)

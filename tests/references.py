@@ -56,3 +56,29 @@ def np_gated_fully_fusion(features, gates):
         )
         fused.append((1 + gate) * x + (1 - gate) * received)
     return fused
+
+
+def np_resize_align_corners(x, height, width):
+    """Independent bilinear resize with corners aligned, PyTorch's
+    `interpolate(align_corners=True)`: output `i` samples input position
+    `i * (in - 1) / (out - 1)` (0 for a single output), no antialiasing."""
+
+    def axis_weights(out_size, in_size):
+        if out_size > 1:
+            src = np.arange(out_size) * (in_size - 1) / (out_size - 1)
+        else:
+            src = np.zeros(1)
+        low = np.minimum(np.floor(src).astype(int), in_size - 1)
+        high = np.minimum(low + 1, in_size - 1)
+        return low, high, src - low
+
+    rows_lo, rows_hi, row_w = axis_weights(height, x.shape[1])
+    cols_lo, cols_hi, col_w = axis_weights(width, x.shape[2])
+    top = (
+        x[:, rows_lo] * (1 - row_w)[None, :, None, None]
+        + x[:, rows_hi] * row_w[None, :, None, None]
+    )
+    return (
+        top[:, :, cols_lo] * (1 - col_w)[None, None, :, None]
+        + top[:, :, cols_hi] * col_w[None, None, :, None]
+    )

@@ -91,10 +91,12 @@ def test_configs_share_one_budget_and_differ_only_in_fusion():
         assert values["runtime"]["seed"] == 1
         assert values["runtime"]["deterministic"]
         fusion, dfp = ablation_synthetic.VARIANTS[name]
-        assert (config.model.fusion, config.model.dfp) == (fusion, dfp)
-        # Registered, so train.py --experiment can run any variant.
-        assert get_experiment(f"synthetic_ablation_{name}").model.fusion == (
-            fusion
+        assert (config.model.fusion.type, config.model.dfp.type) == (
+            fusion,
+            dfp,
         )
+        # Registered, so train.py --experiment can run any variant.
+        registered = get_experiment(f"synthetic_ablation_{name}")
+        assert registered.model.fusion.type == fusion
     with pytest.raises(KeyError, match="Unknown ablation variant"):
         ablation_synthetic.ablation_config("unet")

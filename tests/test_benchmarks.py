@@ -50,7 +50,7 @@ def test_flops_need_a_full_shape():
 
 
 def test_gff_flops_grow_with_the_added_layers():
-    small = dict(backbone="resnet18", output_stride=8, ppm_channels=32)
+    small = dict(backbone="resnet18", output_stride=8, context_channels=32)
     psp = GFFNet(5, fusion="none", dfp=False, **small)
     gff = GFFNet(5, fusion="gff", dfp=False, fused_channels=16, **small)
     shape = (1, 64, 64, 3)
@@ -67,7 +67,7 @@ def tiny_model():
         backbone="resnet18",
         output_stride=32,
         fused_channels=16,
-        ppm_channels=32,
+        context_channels=32,
     )
 
 

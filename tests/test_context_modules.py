@@ -60,11 +60,33 @@ def test_aspp_matches_numpy():
     )
     branches.append(np.broadcast_to(pooled, branches[0].shape))
     expected = np_conv_bn_relu(
-        np.concatenate(branches, axis=-1), aspp.projection
+        np.concatenate(branches, axis=-1), aspp.projector
     )
     assert [b.dilation_rate for b in aspp.branches] == [1, 2, 4]
     assert out.shape == (2, 9, 11, 5)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_aspp_without_projection_concatenates_pooling_first():
+    """The GFF authors' ASPP: [image pooling, 1x1, rates...], no
+    projection."""
+    x = np.random.default_rng(4).normal(size=(1, 7, 10, 6)).astype("float32")
+    aspp = layers.AtrousSpatialPyramidPooling(
+        filters=5, rates=(2, 3), projection=False, image_pooling_first=True
+    )
+    aspp(x)
+    randomize(aspp, 5)
+    out = np.asarray(aspp(x, training=False))
+    pooled = np_conv_bn_relu(
+        x.mean(axis=(1, 2), keepdims=True), aspp.image_pooling
+    )
+    branches = [np.broadcast_to(pooled, (1, 7, 10, 5))]
+    branches += [np_conv_bn_relu(x, branch) for branch in aspp.branches]
+    expected = np.concatenate(branches, axis=-1)
+    assert out.shape == (1, 7, 10, 20) == aspp.compute_output_shape(x.shape)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="dropout"):
+        layers.AtrousSpatialPyramidPooling(projection=False, dropout=0.1)
 
 
 def test_dense_aspp_matches_numpy():

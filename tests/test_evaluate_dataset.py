@@ -20,7 +20,10 @@ from tests.test_data import ade20k_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(
-    backbone="resnet18", output_stride=32, fused_channels=16, ppm_channels=32
+    backbone="resnet18",
+    output_stride=32,
+    fused_channels=16,
+    context_channels=32,
 )
 SYNTHETIC = dict(num_examples=2, synthetic_image_size=(48, 48))
 

@@ -14,9 +14,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from gff_keras import GFFNet
 from gff_keras.data import normalize_images
-from gff_keras.data.pipeline import IMAGENET_BGR_MEAN
 from gff_keras.evaluation import predict_logits
 from gff_keras.export import export_saved_model
+from gff_keras.imagenet_statistics import IMAGENET_BGR_MEAN
 from tests.tolerances import assert_probabilities_close
 from tests.tolerances import decided_pixels
 from tests.tolerances import probability_tolerance
@@ -34,7 +34,7 @@ def small_model():
         backbone="resnet18",
         output_stride=32,
         fused_channels=16,
-        ppm_channels=32,
+        context_channels=32,
     )
 
 
@@ -97,7 +97,7 @@ def test_comparison_fails_on_a_wrongly_preprocessed_export(
 ):
     """The float32 tolerance still tells a wrong export from a right one."""
     model, _, _ = exported
-    module = importlib.import_module("gff_keras.export.export_saved_model")
+    module = importlib.import_module("gff_keras.export.saved_model_export")
     monkeypatch.setattr(module, "normalize_images", wrong_normalize)
     loaded = tf.saved_model.load(export_saved_model(model, str(tmp_path)))
     images = uint8_images(1, 37, 45, seed=37)
@@ -309,7 +309,7 @@ def test_export_script_writes_the_next_version(tmp_path):
         backbone="resnet18",
         output_stride=32,
         fused_channels=16,
-        ppm_channels=32,
+        context_channels=32,
     )
     run = tmp_path / "run"
     (run / "export" / "3").mkdir(parents=True)  # an older version

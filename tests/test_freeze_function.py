@@ -13,7 +13,7 @@ def _small_model():
         fusion="gff",
         dfp=True,
         fused_channels=16,
-        ppm_channels=32,
+        context_channels=32,
     )
 
 
@@ -79,7 +79,7 @@ def test_frozen_function_keeps_nested_outputs_and_old_weights():
     assert set(before) == {"logits", "images"}
     assert before["logits"].shape == (1, 32, 32, 5)
     # Frozen weights are a copy: changing the model does not reach them.
-    kernel = model.get_layer("classifier").kernel
+    kernel = model.head.classifier.kernel
     kernel.assign(kernel + 1.0)
     np.testing.assert_array_equal(
         frozen(images)["logits"].numpy(), before["logits"].numpy()

@@ -21,7 +21,7 @@ def model():
         backbone="resnet18",
         output_stride=32,
         fused_channels=16,
-        ppm_channels=32,
+        context_channels=32,
     )
 
 

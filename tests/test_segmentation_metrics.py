@@ -105,7 +105,7 @@ def test_usable_as_a_fit_metric():
     from gff_keras import GFFNet
 
     model = GFFNet(
-        NUM_CLASSES, backbone="resnet18", fused_channels=8, ppm_channels=16
+        NUM_CLASSES, backbone="resnet18", fused_channels=8, context_channels=16
     )
     model.compile(
         optimizer="sgd",

@@ -3,16 +3,14 @@
 The fixtures are in tests/fixtures/pth: sample_checkpoint*.pth and
 malicious.pth come from the project's shared fixtures, the others from
 make_extra_fixtures.py (which needs torch; no test runs it). Other files are
-written here, with `TorchPickler`, which pickles references to torch globals
-without torch being installed.
+written here, with `tests/torch_files.py`, which pickles references to torch
+globals without torch being installed.
 """
 
 import collections
-import io
 import os
 import pickle
 import posix
-import struct
 import subprocess
 import sys
 import textwrap
@@ -26,6 +24,13 @@ from gff_keras.convert import UnsafeCheckpointError
 from gff_keras.convert import load_torch_checkpoint
 from gff_keras.convert import read_torch_checkpoint
 from gff_keras.convert import torch_checkpoint
+from tests.torch_files import Call
+from tests.torch_files import Global
+from tests.torch_files import Storage
+from tests.torch_files import tensor
+from tests.torch_files import torch_pickle
+from tests.torch_files import write_legacy
+from tests.torch_files import write_zip
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "pth")
 SAMPLE = os.path.join(FIXTURES, "sample_checkpoint.pth")
@@ -58,95 +63,6 @@ def assert_independent(arrays):
     for i, first in enumerate(arrays):
         for second in arrays[i + 1 :]:
             assert not np.shares_memory(first, second)
-
-
-# Pickles that name torch globals, written without torch.
-
-
-class Global:
-    """Pickles as a GLOBAL reference to a dotted name that need not exist."""
-
-    def __init__(self, qualified_name):
-        self.module, _, self.name = qualified_name.rpartition(".")
-
-    def __call__(self, *args):  # pickle only reduces to callables
-        raise AssertionError("never called")
-
-
-class Call:
-    """Pickles as REDUCE: `func(*args)` when unpickled."""
-
-    def __init__(self, func, *args):
-        self.func = func
-        self.args = args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-class Storage:
-    """Pickles as a storage's persistent id."""
-
-    def __init__(self, storage_type, key, numel, *view_metadata):
-        self.pid = ("storage", Global(storage_type), key, "cpu", numel)
-        self.pid += view_metadata
-
-
-class TorchPickler(pickle._Pickler):
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_global_reference(self, obj):
-        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
-
-    dispatch[Global] = save_global_reference
-
-    def persistent_id(self, obj):
-        # Storage objects, and any other object given a `pid` to write.
-        return getattr(obj, "pid", None)
-
-
-def torch_pickle(obj):
-    stream = io.BytesIO()
-    TorchPickler(stream, protocol=2).dump(obj)
-    return stream.getvalue()
-
-
-def tensor(storage, offset, size, stride):
-    return Call(
-        Global("torch._utils._rebuild_tensor_v2"),
-        storage,
-        offset,
-        tuple(size),
-        tuple(stride),
-        False,
-        collections.OrderedDict(),
-    )
-
-
-def write_zip(path, pickled, records, archive="archive", byteorder=b"little"):
-    """Writes a zip checkpoint: `pickled` and {key: bytes} storage records."""
-    with zipfile.ZipFile(path, "w") as out:
-        out.writestr(f"{archive}/data.pkl", pickled)
-        if byteorder is not None:
-            out.writestr(f"{archive}/byteorder", byteorder)
-        for key, data in records.items():
-            out.writestr(f"{archive}/data/{key}", data)
-        out.writestr(f"{archive}/version", b"3\n")
-    return path
-
-
-def write_legacy(path, pickled, records):
-    """Writes a legacy checkpoint; records are {key: (numel, bytes)}."""
-    sys_info = {"protocol_version": 1001, "little_endian": True}
-    with open(path, "wb") as out:
-        out.write(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
-        out.write(pickle.dumps(1001, protocol=2))
-        out.write(pickle.dumps(sys_info, protocol=2))
-        out.write(pickled)
-        out.write(pickle.dumps(list(records), protocol=2))
-        for numel, data in records.values():
-            out.write(struct.pack("<q", numel) + data)
-    return path
 
 
 def rewrite_zip(source, target, edit):

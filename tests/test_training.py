@@ -26,8 +26,8 @@ from gff_keras.training import SGDWithWeightDecay
 from gff_keras.training import apply_overrides
 from gff_keras.training import build_optimizer
 from gff_keras.training import run_experiment
-from gff_keras.training.run_experiment import _check_config
-from gff_keras.training.run_experiment import build_model
+from gff_keras.training.experiment_runner import _check_config
+from gff_keras.training.experiment_runner import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
@@ -167,11 +167,30 @@ def test_every_experiment_resolves_and_builds(name):
     if config.data.dataset != "synthetic":
         assert config.paper_reference
     # No download in tests: the architecture, not the ImageNet weights.
-    config.model.backbone_weights = None
+    config.model.backbone.weights = None
+    arguments = config.model.resolved_arguments()
     model = build_model(config)
-    assert model.backbone_name == config.model.backbone
-    assert model.fusion == config.model.fusion
-    assert model.dfp == config.model.dfp
+    assert model.name == config.model.preset
+    backbone = arguments.get("backbone", "resnet101")
+    if isinstance(backbone, dict):  # a preset's part config
+        backbone = backbone["class_name"]
+    if backbone.startswith(("resnet", "densenet")):
+        family = "DilatedResNet" if backbone[0] == "r" else "DilatedDenseNet"
+        assert type(model.backbone).__name__ == family
+        depth = backbone.removeprefix("resnet").removeprefix("densenet")
+        assert model.backbone.depth == int(depth)
+    else:
+        assert type(model.backbone).__name__ == "WiderResNet38"
+    fusion = getattr(model.head, "fusion", None)
+    expected = {
+        "none": None,
+        "gff": "GatedFullyFusion",
+        "gated_fpn": "GatedFPNFusion",
+        "fpn": "FPNFusion",
+        "add": "AddFusion",
+        "concat": "ConcatFusion",
+    }[arguments.get("fusion") or ("gff" if fusion is not None else "none")]
+    assert (fusion and type(fusion).__name__) == expected
     keras.backend.clear_session()
 
 
@@ -189,7 +208,8 @@ def test_dataset_defaults_follow_the_paper_recipe():
         assert config.optimizer.learning_rate == 1e-3
         assert config.optimizer.weight_decay == 1e-4
         assert config.schedule.power == 0.9
-        assert config.model.aux_loss_weight == 0.4
+        # The Segmenter's default auxiliary weight, 0.4, applies.
+        assert "aux_loss_weight" not in config.model.resolved_arguments()
     table1 = [
         experiments.get_experiment(f"cityscapes_{f}_resnet101").paper_miou
         for f in ("pspnet", "concat", "add", "fpn", "gated_fpn", "gff")
@@ -202,13 +222,13 @@ def test_overrides_parse_types_and_reject_unknown_keys():
         ExperimentConfig(),
         [
             "optimizer.learning_rate=0.02",
-            "model.dfp=false",
+            "model.dfp.type=none",
             "runtime.seed=none",
             "data.data_dir=/data/ade",
         ],
     )
     assert config.optimizer.learning_rate == 0.02
-    assert config.model.dfp is False
+    assert config.model.dfp.type == "none"
     assert config.runtime.seed is None
     assert config.data.data_dir == "/data/ade"
     with pytest.raises(KeyError, match="'model.depth'.*no field 'depth'"):
@@ -216,11 +236,11 @@ def test_overrides_parse_types_and_reject_unknown_keys():
     with pytest.raises(KeyError, match="'optimiser.learning_rate'"):
         apply_overrides(config, ["optimiser.learning_rate=1"])
     with pytest.raises(ValueError, match="key=value"):
-        apply_overrides(config, ["model.dfp"])
+        apply_overrides(config, ["model.dfp.type"])
     with pytest.raises(ValueError, match="Cannot parse 'many'"):
         apply_overrides(config, ["schedule.steps=many"])
-    with pytest.raises(ValueError, match="model.fusion='sum'"):
-        apply_overrides(config, ["model.fusion=sum"])
+    with pytest.raises(ValueError, match="model.fusion.type='sum'"):
+        apply_overrides(config, ["model.fusion.type=sum"])
     with pytest.raises(ValueError, match="multiple of runtime.steps_per_loop"):
         apply_overrides(config, ["schedule.steps=1500"])
     with pytest.raises(KeyError, match="Unknown experiment 'nope'"):
@@ -231,37 +251,38 @@ def test_tuple_overrides_parse_and_survive_json():
     config = apply_overrides(
         ExperimentConfig(),
         [
-            "model.backbone=wider_resnet38",
-            "model.backbone_weights=none",
-            "model.context=aspp",
-            "model.levels=mod2, mod5",
-            "model.dfp_dilation_rates=3,6,9",
-            "model.context_rates=none",
+            "model.backbone.name=wider_resnet38",
+            "model.backbone.weights=none",
+            "model.context.type=aspp",
+            "model.head.levels=mod2, mod5",
+            "model.dfp.dilation_rates=3,6,9",
+            "model.context.rates=none",
         ],
     )
-    assert config.model.levels == ("mod2", "mod5")
-    assert config.model.dfp_dilation_rates == (3, 6, 9)
-    assert config.model.context_rates is None
+    assert config.model.head.levels == ("mod2", "mod5")
+    assert config.model.dfp.dilation_rates == (3, 6, 9)
+    assert config.model.context.rates is None
     # JSON stores tuples as lists; reading it back gives the same config.
     assert ExperimentConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ValueError, match="Cannot parse 'six'"):
-        apply_overrides(config, ["model.dfp_dilation_rates=3,six"])
-    with pytest.raises(ValueError, match="model.context='psp'"):
-        apply_overrides(config, ["model.context=psp"])
-    with pytest.raises(ValueError, match="model.backbone='vgg16'"):
-        apply_overrides(config, ["model.backbone=vgg16"])
+        apply_overrides(config, ["model.dfp.dilation_rates=3,six"])
+    with pytest.raises(ValueError, match="model.context.type='psp'"):
+        apply_overrides(config, ["model.context.type=psp"])
+    with pytest.raises(ValueError, match="model.backbone.name='vgg16'"):
+        apply_overrides(config, ["model.backbone.name=vgg16"])
     with pytest.raises(ValueError, match="no Wider-ResNet-38 weights"):
-        apply_overrides(config, ["model.backbone_weights=imagenet"])
+        apply_overrides(config, ["model.backbone.weights=imagenet"])
 
 
 def test_resume_check_accepts_the_same_config_with_tuples(tmp_path):
-    config = experiments.get_experiment(
-        "cityscapes_deeplabv3plus_gff_dfp_wrn38"
+    config = apply_overrides(
+        experiments.get_experiment("cityscapes_gffnet_resnet101"),
+        ["model.dfp.dilation_rates=1,2,3,4"],
     )
     (tmp_path / "config.json").write_text(config.to_json())
     _check_config(config, str(tmp_path))  # the same settings: resumes
-    changed = apply_overrides(config, ["model.dfp_dilation_rates=2,4,8"])
-    with pytest.raises(ValueError, match="changed: model.dfp_dilation_rates"):
+    changed = apply_overrides(config, ["model.dfp.dilation_rates=2,4,8,16"])
+    with pytest.raises(ValueError, match="changed: model.dfp.dilation_rates"):
         _check_config(changed, str(tmp_path))
 
 
@@ -413,7 +434,8 @@ class InitialWeights(keras.callbacks.Callback):
         self.weights = [w.numpy() for w in self.model.weights]
 
 config = experiments.get_experiment("synthetic_tiny").replace(**{{
-    "model.dropout": 0.0, "model.output_stride": 8, "data.batch_size": 4,
+    "model.head.dropout": 0.0, "model.backbone.output_stride": 8,
+    "data.batch_size": 4,
     "optimizer.learning_rate": 1e-3, "schedule.steps": 2,
     "runtime.export": False, "runtime.num_visualizations": 0,
     "runtime.seed": 3}})
@@ -456,7 +478,7 @@ def test_a_few_hundred_synthetic_steps_learn_well_above_chance(tmp_path):
     # everywhere. Recorded in docs/benchmarks.md.
     config = _tiny(
         **{
-            "model.output_stride": 8,
+            "model.backbone.output_stride": 8,
             "data.batch_size": 4,
             "data.crop_size": 48,
             "data.synthetic_image_size": 64,

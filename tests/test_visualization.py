@@ -20,7 +20,7 @@ from gff_keras.data import SyntheticScenes
 from gff_keras.data import dataset_info
 from gff_keras.data import normalize_images
 from gff_keras.models import load_model
-from gff_keras.visualization import Segmenter
+from gff_keras.visualization import Predictor
 from gff_keras.visualization import cityscapes_label_ids
 from gff_keras.visualization import colorize
 from gff_keras.visualization import find_images
@@ -33,9 +33,9 @@ from gff_keras.visualization import panel_grid
 from gff_keras.visualization import predict_files
 from gff_keras.visualization import read_image
 from gff_keras.visualization import write_gate_figures
-from gff_keras.visualization.gate_figure import HIGHLIGHT
-from gff_keras.visualization.gate_heatmap import GATE_COLORMAP
-from gff_keras.visualization.panel_grid import CAPTION_HEIGHT
+from gff_keras.visualization.gate_figures import GATE_COLORMAP
+from gff_keras.visualization.gate_figures import HIGHLIGHT
+from gff_keras.visualization.panels import CAPTION_HEIGHT
 from tests.tolerances import assert_network_close
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +56,7 @@ def small_model(fusion="gff"):
         output_stride=32,
         fusion=fusion,
         fused_channels=16,
-        ppm_channels=32,
+        context_channels=32,
     )
 
 
@@ -64,7 +64,7 @@ def open_gates(model, seed=0):
     """Gate weights that keep the gates away from 0 and 1, so zeroing one
     changes the fusion (a fresh model's gates often saturate)."""
     rng = np.random.default_rng(seed)
-    for conv in model.fusion_layer.gate_convs:
+    for conv in model.head.fusion.gate_convs:
         kernel, bias = conv.get_weights()
         conv.set_weights(
             [0.02 * rng.normal(size=kernel.shape), np.zeros_like(bias)]
@@ -402,7 +402,7 @@ def test_predict_with_zeroed_gate_equals_a_gate_closed_by_its_weights():
     assert zeroed.shape == before.shape
     assert np.abs(zeroed - before).max() > 1e-3  # the gate mattered
     # The switch is gone afterwards and never reached the config.
-    assert model.fusion_layer.zeroed_levels == ()
+    assert model.head.fusion.zeroed_levels == ()
     assert model.get_config() == config
     np.testing.assert_array_equal(
         np.asarray(model(images, training=False)), before
@@ -410,7 +410,7 @@ def test_predict_with_zeroed_gate_equals_a_gate_closed_by_its_weights():
 
     # sigmoid(0 * x - 200) is exactly 0 in float32: the same gate, closed by
     # weights instead of the switch.
-    conv = model.fusion_layer.gate_convs[1]
+    conv = model.head.fusion.gate_convs[1]
     kernel, bias = conv.get_weights()
     conv.set_weights([np.zeros_like(kernel), np.full_like(bias, -200.0)])
     closed = np.asarray(model(images, training=False))
@@ -570,7 +570,7 @@ def test_predict_files_from_a_saved_model(tmp_path, input_images):
     (run / "config.json").write_text(
         json.dumps({"data": {"dataset": "cityscapes"}})
     )
-    segmenter = Segmenter.load(str(run))
+    segmenter = Predictor.load(str(run))
     assert segmenter.model is None and segmenter.dataset == "cityscapes"
     cityscapes = dataset_info("cityscapes")
     path = str(input_images / "street.png")
@@ -594,7 +594,7 @@ def test_predict_files_from_a_saved_model(tmp_path, input_images):
     assert label_ids.dtype == np.uint8 and label_ids.ndim == 2
     np.testing.assert_array_equal(label_ids, cityscapes_label_ids(classes))
     # A Serving base directory (numeric versions) works the same way.
-    assert Segmenter.load(str(run / "export")).path.endswith("3")
+    assert Predictor.load(str(run / "export")).path.endswith("3")
     with pytest.raises(ValueError, match="Cityscapes"):
         predict_files(
             segmenter,
@@ -604,7 +604,7 @@ def test_predict_files_from_a_saved_model(tmp_path, input_images):
             write_cityscapes_label_ids=True,
         )
     with pytest.raises(FileNotFoundError, match="No model"):
-        Segmenter.load(str(tmp_path / "out"))
+        Predictor.load(str(tmp_path / "out"))
 
 
 def test_predict_script_end_to_end(tmp_path, run_dir, input_images):

@@ -142,17 +142,16 @@ def test_parameter_count_matches_the_layout(backbones):
 
 
 def np_conv(x, kernel, stride=1, dilation=1):
-    """Keras' "same" convolution: `(size - 1) * dilation + 1` wide windows,
-    `ceil(in / stride)` outputs, the odd padding pixel after."""
+    """PyTorch's convolution as inplace_abn configures it: `(size - 1) *
+    dilation + 1` wide windows, `dilation * (size - 1) / 2` zeros on each
+    side, `floor((in + 2 pad - span) / stride) + 1` outputs."""
     size = kernel.shape[0]
     span = (size - 1) * dilation + 1
-    out_shape, pads = [], []
-    for length in x.shape[1:3]:
-        out = -(-length // stride)
-        total = max((out - 1) * stride + span - length, 0)
-        out_shape.append(out)
-        pads.append((total // 2, total - total // 2))
-    padded = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    pad = dilation * (size - 1) // 2
+    out_shape = [
+        (length + 2 * pad - span) // stride + 1 for length in x.shape[1:3]
+    ]
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     result = 0.0
     for i in range(size):
         for j in range(size):

@@ -1,9 +1,11 @@
 import keras
 
+from gff_keras.backbones.backbone import Backbone
 from gff_keras.backbones.dilated_resnet import BN_EPSILON
-from gff_keras.backbones.dilated_resnet import OUTPUT_STRIDES
-from gff_keras.backbones.dilated_resnet import feature_strides
-from gff_keras.backbones.dilated_resnet import stage_strides_and_dilations
+from gff_keras.backbones.dilated_resnet import STAGE_STRIDES
+from gff_keras.backbones.dilated_resnet import STEM_STRIDE
+from gff_keras.backbones.dilation import OUTPUT_STRIDES
+from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 
 # Dense layers per block for each depth (Huang et al. 2017, Table 1).
@@ -20,7 +22,7 @@ INPUT_PREPROCESSINGS = ("caffe", "torch")
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")
-class DilatedDenseNet(keras.Model):
+class DilatedDenseNet(Backbone):
     """DenseNet whose last dense blocks trade stride for dilation.
 
     A functional model mapping images to the outputs of the four dense
@@ -122,8 +124,8 @@ class DilatedDenseNet(keras.Model):
         # dilation; unlike the ResNet, every layer of a dilated block uses
         # the block's full rate (DenseASPP), since the stride it replaces
         # came before the block.
-        plan = stage_strides_and_dilations(output_stride)
-        for index, (layers, (stride, dilation)) in enumerate(
+        plan = dilation_plan(output_stride, STAGE_STRIDES, STEM_STRIDE)
+        for index, (layers, (stride, dilation, _)) in enumerate(
             zip(DENSENET_LAYOUTS[depth], plan)
         ):
             if index:
@@ -144,7 +146,16 @@ class DilatedDenseNet(keras.Model):
         features[FEATURE_NAMES[-1]] = keras.layers.Activation(
             "relu", name="relu"
         )(x)
-        super().__init__(inputs=images, outputs=features, **kwargs)
+        super().__init__(
+            inputs=images,
+            outputs=features,
+            feature_names=FEATURE_NAMES,
+            feature_strides={
+                name: stage.feature_stride
+                for name, stage in zip(FEATURE_NAMES, plan)
+            },
+            **kwargs,
+        )
 
         # === Config ===
         self.depth = depth
@@ -152,13 +163,6 @@ class DilatedDenseNet(keras.Model):
         self.bn_momentum = bn_momentum
         self.image_shape = tuple(input_shape)
         self.input_preprocessing = input_preprocessing
-        self.feature_names = FEATURE_NAMES
-        self.feature_strides = dict(
-            zip(FEATURE_NAMES, feature_strides(output_stride))
-        )
-        self.feature_channels = {
-            name: int(tensor.shape[-1]) for name, tensor in features.items()
-        }
 
     @staticmethod
     def _batch_norm(name, momentum):

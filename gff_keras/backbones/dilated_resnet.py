@@ -1,5 +1,8 @@
 import keras
 
+from gff_keras.backbones.backbone import Backbone
+from gff_keras.backbones.dilation import OUTPUT_STRIDES
+from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
 
 # (block type, blocks per stage) for each depth, as in He et al. 2016.
@@ -12,51 +15,20 @@ RESNET_LAYOUTS = {
 }
 STAGE_WIDTHS = (64, 128, 256, 512)
 FEATURE_NAMES = ("res2", "res3", "res4", "res5")
-OUTPUT_STRIDES = (8, 16, 32)
 STEMS = ("standard", "deep")
 # keras.applications.ResNet uses this epsilon; keeping it makes copied
 # weights reproduce its features exactly.
 BN_EPSILON = 1.001e-5
 
 
-def stage_strides_and_dilations(output_stride):
-    """Returns `[(stride, dilation), ...]` for stages res2..res5.
-
-    Below the requested output stride a stage keeps stride 1 and dilates its
-    3x3 convolutions by the stride it gave up, so its receptive field and
-    pretrained weights stay valid (DeepLab's atrous ResNet).
-    """
-    plan = []
-    current_stride = 4  # after the stem's conv and max-pool
-    dilation = 1
-    for stage in range(4):
-        stride = 1 if stage == 0 else 2
-        if current_stride * stride > output_stride:
-            dilation *= stride
-            stride = 1
-        current_stride *= stride
-        plan.append((stride, dilation))
-    return plan
-
-
-def feature_strides(output_stride):
-    """Returns the strides of res2..res5 relative to the input image.
-
-    Stages that trade stride for dilation keep the previous stage's stride,
-    and their features then have the same height and width as that stage's
-    for every input size (their convolutions use stride 1 and "same"
-    padding).
-    """
-    strides = []
-    current_stride = 4  # after the stem's conv and max-pool
-    for stride, _ in stage_strides_and_dilations(output_stride):
-        current_stride *= stride
-        strides.append(current_stride)
-    return tuple(strides)
+# ResNet's stem (7x7 convolution and max pool) strides 4; res2 keeps it and
+# res3..res5 halve the size in their first block.
+STEM_STRIDE = 4
+STAGE_STRIDES = (1, 2, 2, 2)
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")
-class DilatedResNet(keras.Model):
+class DilatedResNet(Backbone):
     """ResNet v1 whose last stages trade stride for dilation.
 
     A functional model mapping images to the outputs of the four residual
@@ -140,8 +112,8 @@ class DilatedResNet(keras.Model):
         x = self._stem(images, stem, bn_momentum)
         features = {}
         previous_dilation = 1
-        plan = stage_strides_and_dilations(output_stride)
-        for stage, (width, count, (stride, dilation)) in enumerate(
+        plan = dilation_plan(output_stride, STAGE_STRIDES, STEM_STRIDE)
+        for stage, (width, count, (stride, dilation, _)) in enumerate(
             zip(STAGE_WIDTHS, blocks, plan)
         ):
             for index in range(count):
@@ -160,7 +132,16 @@ class DilatedResNet(keras.Model):
                 )
             previous_dilation = dilation
             features[FEATURE_NAMES[stage]] = x
-        super().__init__(inputs=images, outputs=features, **kwargs)
+        super().__init__(
+            inputs=images,
+            outputs=features,
+            feature_names=FEATURE_NAMES,
+            feature_strides={
+                name: stage.feature_stride
+                for name, stage in zip(FEATURE_NAMES, plan)
+            },
+            **kwargs,
+        )
 
         # === Config ===
         self.depth = depth
@@ -168,14 +149,6 @@ class DilatedResNet(keras.Model):
         self.stem = stem
         self.bn_momentum = bn_momentum
         self.image_shape = tuple(input_shape)
-        self.feature_names = FEATURE_NAMES
-        self.feature_channels = {
-            name: STAGE_WIDTHS[i] * expansion
-            for i, name in enumerate(FEATURE_NAMES)
-        }
-        self.feature_strides = dict(
-            zip(FEATURE_NAMES, feature_strides(output_stride))
-        )
 
     @staticmethod
     def _batch_norm(name, momentum):

@@ -2,6 +2,12 @@ import collections
 
 import keras
 
+from gff_keras.backbones.backbone import Backbone
+from gff_keras.backbones.dilation import OUTPUT_STRIDES
+from gff_keras.backbones.dilation import dilation_plan
+from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
+from gff_keras.layers.constant_padding2d import ConstantPadding2D
+
 # One "mod" (group of residual blocks) of a Wider-ResNet.
 #   name: the output's name, as in inplace_abn (`mod2` ... `mod7`).
 #   blocks: number of pre-activation residual blocks.
@@ -10,7 +16,8 @@ import keras
 #   dropout: rate of the channel dropout before a block's last convolution.
 #   pooled: whether a 3x3, stride-2 max pool precedes the mod.
 #   stride: stride of the mod's first block in the plain network (output
-#       stride 32); `mod_strides_and_dilations` trades it for dilation.
+#       stride 32); `dilation_plan` trades it for dilation (inplace_abn's
+#       `dilation=True`: the full rate in every block of a dilated mod).
 _Mod = collections.namedtuple(
     "_Mod",
     ("name", "blocks", "channels", "dropout", "pooled", "stride"),
@@ -31,49 +38,14 @@ WIDER_RESNET38_LAYOUT = (
 )
 STEM_CHANNELS = 64
 FEATURE_NAMES = tuple(mod.name for mod in WIDER_RESNET38_LAYOUT)
-OUTPUT_STRIDES = (8, 16, 32)
 # PyTorch's BatchNorm epsilon, which the released ImageNet / Mapillary
 # weights were trained with.
 BN_EPSILON = 1e-5
-
-
-def mod_strides_and_dilations(output_stride):
-    """Returns `[(first-block stride, dilation), ...]` for mod2..mod7.
-
-    The max pools before mod2 and mod3 always reduce the resolution. A mod
-    whose first block would take the features below `output_stride` keeps
-    stride 1 and dilates the 3x3 convolutions of all its blocks by the
-    strides given up so far, as inplace_abn's `dilation=True` does: at
-    output stride 8, mod5 at rate 2 and mod6, mod7 at rate 4.
-    """
-    plan = []
-    current_stride = 1
-    dilation = 1
-    for mod in WIDER_RESNET38_LAYOUT:
-        if mod.pooled:
-            current_stride *= 2
-        stride = mod.stride
-        if current_stride * stride > output_stride:
-            dilation *= stride
-            stride = 1
-        current_stride *= stride
-        plan.append((stride, dilation))
-    return plan
-
-
-def feature_strides(output_stride):
-    """Returns the strides of mod2..mod7 relative to the input image."""
-    strides = []
-    current_stride = 1
-    plan = mod_strides_and_dilations(output_stride)
-    for mod, (stride, _) in zip(WIDER_RESNET38_LAYOUT, plan):
-        current_stride *= stride * (2 if mod.pooled else 1)
-        strides.append(current_stride)
-    return tuple(strides)
+INPUT_PREPROCESSINGS = ("caffe", "torch")
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")
-class WiderResNet38(keras.Model):
+class WiderResNet38(Backbone):
     """Wider-ResNet-38 (A2), the backbone of DeepLabV3+ in the GFF paper.
 
     A pre-activation ResNet with few, wide blocks: a 3x3 convolution at full
@@ -81,21 +53,32 @@ class WiderResNet38(keras.Model):
     `WIDER_RESNET38_LAYOUT`: mod2 and mod3 each after a 3x3, stride-2 max
     pool, blocks of two 3x3 convolutions in mod2-mod5, one wide bottleneck
     block each in mod6 and mod7 (with channel dropout 0.3 and 0.5 before
-    their last convolution), and a final BN-ReLU (`bn_out`). Each block
+    their last convolution), and optionally a final BN-ReLU (`bn_out`,
+    inplace_abn's classifier trunk; the GFF authors' network reads the raw
+    mod7 instead). Each block
     normalizes and activates its input once (`bn1`); its shortcut is the
     raw input, or a 1x1 projection of the activated input when the width or
     the resolution changes.
 
     The model maps images to `{"mod2", ..., "mod7"}` (strides 2, 4, 8, 16,
-    32, 32 for the plain network; 128 to 4096 channels); `mod7` is taken
-    after `bn_out`. `output_stride=8` keeps mod5-mod7 at 1/8 of the input
+    32, 32 for the plain network; 128 to 4096 channels), each the raw sum
+    of its last block, `mod7` after `bn_out` when there is one.
+    `output_stride=8` keeps mod5-mod7 at 1/8 of the input
     with dilation 2 (mod5) and 4 (mod6, mod7), the dilated network of GSCNN
     and the authors' DeepLabV3+; `16` dilates mod6 and mod7 by 2. The
     attributes `feature_names` (finest first), `feature_strides` and
     `feature_channels` describe the outputs.
 
-    Convolutions use "same" padding, so with stride 2 on an even size they
-    pad one pixel after, not one on each side as PyTorch does.
+    Padding is PyTorch's at every input size, so converted weights see the
+    pixels they were trained on: the stride-2 max pools and the stride-2
+    3x3 convolution pad one pixel on each side (the pools with `-inf`),
+    where Keras' `"same"` pads one pixel after the input on even sizes.
+
+    The network's weights come from PyTorch ("torch" input: RGB in [0, 1],
+    standardized by the ImageNet mean and standard deviation). With
+    `input_preprocessing="caffe"` a weightless `CaffeToTorchInputs` layer
+    converts the pipelines' input (BGR, ImageNet mean subtracted, 0-255),
+    so one pipeline and one export serve every backbone.
 
     BatchNorm layers use `synchronized=True` so that they compute statistics
     over the global batch under a distribution strategy.
@@ -104,10 +87,14 @@ class WiderResNet38(keras.Model):
         output_stride: int, 8, 16 or 32. Defaults to `8`.
         bn_momentum: BatchNorm momentum. Defaults to `0.9` (PyTorch's 0.1).
         input_shape: tuple, image shape. Defaults to `(None, None, 3)`.
+        bn_out: bool, end with inplace_abn's BN-ReLU on mod7. Defaults to
+            `True`.
+        input_preprocessing: `"caffe"` (convert the pipelines' input) or
+            `"torch"` (take normalized RGB as is). Defaults to `"caffe"`.
         **kwargs: base model arguments such as `name`.
 
     Raises:
-        ValueError: for an unknown output stride.
+        ValueError: for an unknown output stride or input preprocessing.
 
     Example:
 
@@ -129,6 +116,8 @@ class WiderResNet38(keras.Model):
         output_stride=8,
         bn_momentum=0.9,
         input_shape=(None, None, 3),
+        bn_out=True,
+        input_preprocessing="caffe",
         **kwargs,
     ):
         if output_stride not in OUTPUT_STRIDES:
@@ -136,22 +125,33 @@ class WiderResNet38(keras.Model):
                 f"`output_stride` must be one of {OUTPUT_STRIDES}; "
                 f"received {output_stride}."
             )
+        if input_preprocessing not in INPUT_PREPROCESSINGS:
+            raise ValueError(
+                f"`input_preprocessing` must be one of {INPUT_PREPROCESSINGS}; "
+                f"received {input_preprocessing!r}."
+            )
 
         # === Functional Model ===
         images = keras.Input(shape=input_shape, name="images")
+        x = images
+        if input_preprocessing == "caffe":
+            x = CaffeToTorchInputs(name="caffe_to_torch_inputs")(x)
         x = keras.layers.Conv2D(
             STEM_CHANNELS, 3, padding="same", use_bias=False, name="mod1_conv"
-        )(images)
+        )(x)
         features = {}
-        plan = mod_strides_and_dilations(output_stride)
-        for mod, (stride, dilation) in zip(WIDER_RESNET38_LAYOUT, plan):
+        plan = dilation_plan(
+            output_stride,
+            [mod.stride for mod in WIDER_RESNET38_LAYOUT],
+            pool_strides=[
+                2 if mod.pooled else 1 for mod in WIDER_RESNET38_LAYOUT
+            ],
+        )
+        for mod, (stride, dilation, _) in zip(WIDER_RESNET38_LAYOUT, plan):
             if mod.pooled:
-                x = keras.layers.MaxPooling2D(
-                    3,
-                    strides=2,
-                    padding="same",
-                    name=mod.name.replace("mod", "pool"),
-                )(x)
+                pool = mod.name.replace("mod", "pool")
+                x = ConstantPadding2D(1, float("-inf"), name=f"{pool}_pad")(x)
+                x = keras.layers.MaxPooling2D(3, strides=2, name=pool)(x)
             for index in range(mod.blocks):
                 x = self._residual_block(
                     x,
@@ -163,20 +163,27 @@ class WiderResNet38(keras.Model):
                     name=f"{mod.name}_block{index + 1}",
                 )
             features[mod.name] = x
-        features[FEATURE_NAMES[-1]] = self._bn_relu(x, "bn_out", bn_momentum)
-        super().__init__(inputs=images, outputs=features, **kwargs)
+        if bn_out:
+            features[FEATURE_NAMES[-1]] = self._bn_relu(
+                x, "bn_out", bn_momentum
+            )
+        super().__init__(
+            inputs=images,
+            outputs=features,
+            feature_names=FEATURE_NAMES,
+            feature_strides={
+                name: stage.feature_stride
+                for name, stage in zip(FEATURE_NAMES, plan)
+            },
+            **kwargs,
+        )
 
         # === Config ===
         self.output_stride = output_stride
         self.bn_momentum = bn_momentum
         self.image_shape = tuple(input_shape)
-        self.feature_names = FEATURE_NAMES
-        self.feature_strides = dict(
-            zip(FEATURE_NAMES, feature_strides(output_stride))
-        )
-        self.feature_channels = {
-            mod.name: mod.channels[-1] for mod in WIDER_RESNET38_LAYOUT
-        }
+        self.bn_out = bn_out
+        self.input_preprocessing = input_preprocessing
 
     @staticmethod
     def _batch_norm(name, momentum):
@@ -220,11 +227,20 @@ class WiderResNet38(keras.Model):
                 y = keras.layers.SpatialDropout2D(
                     dropout, name=f"{name}_dropout"
                 )(y)
+            strides = stride if index == 0 else 1
+            padding = "same"
+            if strides > 1 and kernel > 1:
+                # PyTorch's symmetric padding; "same" would pad only after
+                # the input on even sizes.
+                y = keras.layers.ZeroPadding2D(
+                    dilation * (kernel // 2), name=f"{name}_conv{index + 1}_pad"
+                )(y)
+                padding = "valid"
             y = keras.layers.Conv2D(
                 filters,
                 kernel,
-                strides=stride if index == 0 else 1,
-                padding="same",
+                strides=strides,
+                padding=padding,
                 dilation_rate=dilation if kernel == 3 else 1,
                 use_bias=False,
                 name=f"{name}_conv{index + 1}",
@@ -238,6 +254,8 @@ class WiderResNet38(keras.Model):
             "output_stride": self.output_stride,
             "bn_momentum": self.bn_momentum,
             "input_shape": self.image_shape,
+            "bn_out": self.bn_out,
+            "input_preprocessing": self.input_preprocessing,
         }
 
     @classmethod

@@ -1,9 +1,9 @@
 """Cost and speed measurements: FLOP counting, model timings."""
 
-from gff_keras.benchmarks.count_flops import count_flops
-from gff_keras.benchmarks.machine_description import machine_description
-from gff_keras.benchmarks.measure_model import measure_frozen_forward
-from gff_keras.benchmarks.measure_model import measure_model
+from gff_keras.benchmarks.flops import count_flops
+from gff_keras.benchmarks.machine import machine_description
+from gff_keras.benchmarks.timing import measure_frozen_forward
+from gff_keras.benchmarks.timing import measure_model
 
 __all__ = [
     "count_flops",

@@ -6,10 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from gff_keras.data import catalog
+from gff_keras.imagenet_statistics import IMAGENET_BGR_MEAN
 
-# keras.applications.resnet preprocessing ("caffe"): BGR, ImageNet mean
-# subtracted, not scaled; the ImageNet weights expect it.
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 JPEG_HEADER = b"\xff\xd8\xff"
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 PNG_TRAILER = b"IEND\xaeB`\x82"

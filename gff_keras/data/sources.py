@@ -4,7 +4,7 @@ import glob
 import logging
 import os
 
-from gff_keras.data.dataset_info import DatasetInfo
+from gff_keras.data.registry import DatasetInfo
 
 
 def _missing_data_error(info: DatasetInfo, data_dir, detail: str):

@@ -7,7 +7,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from gff_keras.data.synthetic import SyntheticScenes
+from gff_keras.data.synthetic_scenes import SyntheticScenes
 
 
 def write_ade20k_like_files(root: str, count: int = 32, size=(512, 683)):

@@ -7,7 +7,9 @@ from gff_keras.layers.atrous_spatial_pyramid_pooling import (
 from gff_keras.layers.bilinear_resize import BilinearResize
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 from gff_keras.layers.concat_fusion import ConcatFusion
+from gff_keras.layers.constant_padding2d import ConstantPadding2D
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.dense_aspp_feature_pyramid import DenseASPPFeaturePyramid
 from gff_keras.layers.dense_atrous_spatial_pyramid_pooling import (
     DenseAtrousSpatialPyramidPooling,
 )
@@ -23,8 +25,10 @@ __all__ = [
     "BilinearResize",
     "CaffeToTorchInputs",
     "ConcatFusion",
+    "ConstantPadding2D",
     "ConvBNReLU",
     "DenseAtrousSpatialPyramidPooling",
+    "DenseASPPFeaturePyramid",
     "DenseFeaturePyramid",
     "FPNFusion",
     "GatedFPNFusion",

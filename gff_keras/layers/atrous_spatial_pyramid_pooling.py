@@ -13,7 +13,11 @@ class AtrousSpatialPyramidPooling(keras.layers.Layer):
     one 3x3 `ConvBNReLU` per dilation rate, and image pooling (global
     average, 1x1 `ConvBNReLU`, broadcast back to the input size). The
     branches are concatenated and projected by a 1x1 `ConvBNReLU` to
-    `filters` channels, followed by dropout.
+    `filters` channels, followed by dropout. With `projection=False` the
+    concatenation itself is the output (the GFF authors' code projects it
+    outside the module, with a 3x3 convolution), and
+    `image_pooling_first=True` puts the image-pooling branch first in the
+    concatenation, as that code does.
 
     Args:
         filters: int, channels of every branch and of the output. Defaults
@@ -21,11 +25,17 @@ class AtrousSpatialPyramidPooling(keras.layers.Layer):
         rates: tuple of ints, dilation rates of the 3x3 branches. Defaults
             to `(12, 24, 36)`, DeepLab's rates at output stride 8 (use
             `(6, 12, 18)` at output stride 16).
-        dropout: float, dropout after the projection. Defaults to `0.1`.
+        dropout: float, dropout after the projection, or `None` for `0.1`
+            with a projection and none without. Defaults to `None`.
+        projection: bool, project the concatenation to `filters` channels.
+            Defaults to `True`.
+        image_pooling_first: bool, concatenate the image-pooling branch
+            first instead of last. Defaults to `False`.
         **kwargs: base layer arguments.
 
     Raises:
-        ValueError: for rates that are not positive integers.
+        ValueError: for rates that are not positive integers, or a dropout
+            without a projection.
 
     Example:
 
@@ -39,15 +49,30 @@ class AtrousSpatialPyramidPooling(keras.layers.Layer):
         Separable Convolution for Semantic Image Segmentation", ECCV 2018.
     """
 
-    def __init__(self, filters=256, rates=(12, 24, 36), dropout=0.1, **kwargs):
+    def __init__(
+        self,
+        filters=256,
+        rates=(12, 24, 36),
+        dropout=None,
+        projection=True,
+        image_pooling_first=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.rates = tuple(rates)
-        self.dropout = dropout
-        if any(int(r) < 1 for r in self.rates):
+        if any(int(r) < 1 for r in rates):
             raise ValueError(
                 f"`rates` must be positive integers; received {rates}."
             )
+        if not projection and dropout:
+            raise ValueError(
+                f"`dropout={dropout}` follows the projection; it has no "
+                "effect with `projection=False`."
+            )
+        self.filters = filters
+        self.rates = tuple(rates)
+        self.dropout = dropout
+        self.projection = projection
+        self.image_pooling_first = image_pooling_first
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -74,13 +99,17 @@ class AtrousSpatialPyramidPooling(keras.layers.Layer):
         self.image_pooling = branch(
             1, 1, "image_pooling", (input_shape[0], 1, 1, input_shape[-1])
         )
-        concat_channels = self.filters * (len(self.rates) + 2)
-        self.projection = branch(
-            1, 1, "projection", tuple(input_shape[:3]) + (concat_channels,)
-        )
-        self.projection_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="dropout"
-        )
+        self.projector = None
+        if self.projection:
+            concat_channels = self.filters * (len(self.rates) + 2)
+            self.projector = branch(
+                1, 1, "projection", tuple(input_shape[:3]) + (concat_channels,)
+            )
+            self.projection_dropout = keras.layers.Dropout(
+                0.1 if self.dropout is None else self.dropout,
+                dtype=self.dtype_policy,
+                name="dropout",
+            )
         self.built = True
 
     def call(self, inputs, training=None):
@@ -90,14 +119,20 @@ class AtrousSpatialPyramidPooling(keras.layers.Layer):
         pooled = ops.mean(inputs, axis=(1, 2), keepdims=True)
         pooled = self.image_pooling(pooled, training=training)
         # Bilinear resizing of a 1x1 map is the broadcast DeepLab uses.
-        outputs.append(resize_like(pooled, inputs))
-        projected = self.projection(
-            ops.concatenate(outputs, axis=-1), training=training
-        )
+        pooled = resize_like(pooled, inputs)
+        if self.image_pooling_first:
+            outputs.insert(0, pooled)
+        else:
+            outputs.append(pooled)
+        outputs = ops.concatenate(outputs, axis=-1)
+        if self.projector is None:
+            return outputs
+        projected = self.projector(outputs, training=training)
         return self.projection_dropout(projected, training=training)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:3]) + (self.filters,)
+        branches = 1 if self.projection else len(self.rates) + 2
+        return tuple(input_shape[:3]) + (self.filters * branches,)
 
     def get_config(self):
         config = super().get_config()
@@ -106,6 +141,8 @@ class AtrousSpatialPyramidPooling(keras.layers.Layer):
                 "filters": self.filters,
                 "rates": self.rates,
                 "dropout": self.dropout,
+                "projection": self.projection,
+                "image_pooling_first": self.image_pooling_first,
             }
         )
         return config

@@ -13,6 +13,9 @@ class BilinearResize(keras.layers.Layer):
     this uses `tf.image.resize`).
 
     Args:
+        align_corners: bool, PyTorch's `align_corners=True` sampling instead
+            of half-pixel centres (see `gff_keras.layers.resizing`).
+            Defaults to `False`.
         **kwargs: base layer arguments. Pass `dtype="float32"` to cast the
             output to float32 under a mixed-precision policy (logits).
 
@@ -30,8 +33,12 @@ class BilinearResize(keras.layers.Layer):
     (1, 9, 7, 3)
     """
 
+    def __init__(self, align_corners=False, **kwargs):
+        super().__init__(**kwargs)
+        self.align_corners = align_corners
+
     def call(self, inputs, reference):
-        return resize_like(inputs, reference)
+        return resize_like(inputs, reference, self.align_corners)
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         return (
@@ -39,3 +46,8 @@ class BilinearResize(keras.layers.Layer):
             + tuple(reference_shape[1:3])
             + (inputs_shape[-1],)
         )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"align_corners": self.align_corners})
+        return config

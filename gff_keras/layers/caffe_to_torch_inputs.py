@@ -1,13 +1,9 @@
 import keras
 from keras import ops
 
-from gff_keras.data.pipeline import IMAGENET_BGR_MEAN
-
-# keras.applications' "torch" preprocessing scales RGB to [0, 1] and
-# standardizes with these; the pipelines' "caffe" input subtracts
-# IMAGENET_BGR_MEAN instead.
-TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
-TORCH_RGB_STD = (0.229, 0.224, 0.225)
+from gff_keras.imagenet_statistics import IMAGENET_BGR_MEAN
+from gff_keras.imagenet_statistics import TORCH_RGB_MEAN
+from gff_keras.imagenet_statistics import TORCH_RGB_STD
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")

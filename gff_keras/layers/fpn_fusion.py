@@ -34,6 +34,10 @@ class FPNFusion(keras.layers.Layer):
         CVPR 2017.
     """
 
+    # A top-down fusion: its last input is the top of the pyramid (a head
+    # passes the context there).
+    top_down = True
+
     def build(self, input_shape):
         validate_levels(input_shape, "FPNFusion")
         self.built = True

@@ -42,6 +42,10 @@ class GatedFPNFusion(keras.layers.Layer):
     [(1, 16, 16, 4), (1, 8, 8, 4)]
     """
 
+    # A top-down fusion: its last input is the top of the pyramid (a head
+    # passes the context there).
+    top_down = True
+
     def __init__(self, gate_channels=1, return_gates=False, **kwargs):
         super().__init__(**kwargs)
         self.gate_channels = gate_channels

@@ -7,6 +7,7 @@ from gff_keras.layers.resizing import resize_like
 
 FUSION_ORDERS = ("simultaneous", "sequential")
 FUSION_IMPLEMENTATIONS = ("grouped", "reference")
+GATE_INPUTS = ("reduced", "raw")
 
 
 def group_levels(input_shape, level_strides=None):
@@ -73,7 +74,10 @@ class GatedFullyFusion(keras.layers.Layer):
     sends its fused value; the gates are computed once, from the inputs.
 
     The inputs must share one channel count; the GFF network reduces every
-    backbone level to 256 channels with a 1x1 `ConvBNReLU` first.
+    backbone level to 256 channels with a 1x1 `ConvBNReLU` first. With
+    `gate_input="raw"` (the authors' released code) each gate convolution
+    reads a second input instead, the level before its reduction (any
+    width), while eq. 5 still combines the reduced levels.
 
     Grouped computation (`implementation="grouped"`, simultaneous order
     only): a dilated backbone gives several levels one resolution (output
@@ -120,10 +124,18 @@ class GatedFullyFusion(keras.layers.Layer):
             ResNet at output stride 8). Levels of equal stride must have
             equal height and width for every input size. Only used to group
             levels. Defaults to `None`.
+        gate_input: `"reduced"` (the gates read `inputs`, the paper) or
+            `"raw"` (they read `raw_inputs`, the authors' code). Defaults to
+            `"reduced"`.
+        align_corners: bool, resize with PyTorch's `align_corners=True`
+            sampling (the authors' code) instead of half-pixel centres.
+            Defaults to `False`.
         **kwargs: base layer arguments.
 
     Call arguments:
         inputs: list of `L >= 2` tensors `[batch, H_i, W_i, C]`, finest first.
+        raw_inputs: with `gate_input="raw"`, the list of `L` maps
+            `[batch, H_i, W_i, C'_i]` the gates read.
 
     Returns:
         A list of `L` fused tensors shaped like the inputs, and with
@@ -154,9 +166,16 @@ class GatedFullyFusion(keras.layers.Layer):
         return_gates=False,
         implementation="grouped",
         level_strides=None,
+        gate_input="reduced",
+        align_corners=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if gate_input not in GATE_INPUTS:
+            raise ValueError(
+                f"`gate_input` must be one of {GATE_INPUTS}; received "
+                f"{gate_input!r}."
+            )
         if order not in FUSION_ORDERS:
             raise ValueError(
                 f"`order` must be one of {FUSION_ORDERS}; received {order!r}."
@@ -182,19 +201,32 @@ class GatedFullyFusion(keras.layers.Layer):
         self.return_gates = return_gates
         self.implementation = implementation
         self.level_strides = level_strides
+        self.gate_input = gate_input
+        self.align_corners = align_corners
         # Not serialized: an analysis switch, not part of the model.
         self.zeroed_levels = ()
 
-    def build(self, input_shape):
+    def build(self, inputs_shape, raw_inputs_shape=None):
+        if (raw_inputs_shape is None) != (self.gate_input == "reduced"):
+            raise ValueError(
+                f"`GatedFullyFusion(gate_input={self.gate_input!r})` "
+                + (
+                    "needs `raw_inputs`, the maps its gates read."
+                    if raw_inputs_shape is None
+                    else "reads its gates from `inputs`; it takes no "
+                    "`raw_inputs`."
+                )
+            )
         self.gate_convs = build_gate_convs(
-            self, input_shape, self.gate_channels
+            self, inputs_shape, self.gate_channels, raw_inputs_shape
         )
         # Fails early on strides that cannot match the inputs.
-        group_levels(input_shape, self.level_strides)
+        group_levels(inputs_shape, self.level_strides)
         self.built = True
 
-    def call(self, inputs):
-        gates = compute_gates(self.gate_convs, inputs)
+    def call(self, inputs, raw_inputs=None):
+        gate_inputs = inputs if self.gate_input == "reduced" else raw_inputs
+        gates = compute_gates(self.gate_convs, gate_inputs)
         gates = zero_gates(gates, self.zeroed_levels)
         sent = [g * x for g, x in zip(gates, inputs)]
         if self.implementation == "grouped" and self.order == "simultaneous":
@@ -215,7 +247,7 @@ class GatedFullyFusion(keras.layers.Layer):
         for level, (x, gate) in enumerate(zip(inputs, gates)):
             received = _sum(
                 [
-                    resize_like(message, x)
+                    resize_like(message, x, self.align_corners)
                     for other, message in enumerate(sent)
                     if other != level
                 ]
@@ -251,7 +283,7 @@ class GatedFullyFusion(keras.layers.Layer):
             reference = inputs[members[0]]
             from_others = _sum(
                 [
-                    resize_like(group_sum, reference)
+                    resize_like(group_sum, reference, self.align_corners)
                     for source, group_sum in enumerate(group_sums)
                     if source != target
                 ]
@@ -260,12 +292,12 @@ class GatedFullyFusion(keras.layers.Layer):
                 received[level] = _sum([within[level], from_others])
         return received
 
-    def compute_output_shape(self, input_shape):
-        fused = [tuple(shape) for shape in input_shape]
+    def compute_output_shape(self, inputs_shape, raw_inputs_shape=None):
+        fused = [tuple(shape) for shape in inputs_shape]
         if self.return_gates:
             gates = [
                 tuple(shape[:3]) + (self.gate_channels,)
-                for shape in input_shape
+                for shape in inputs_shape
             ]
             return fused, gates
         return fused
@@ -279,6 +311,8 @@ class GatedFullyFusion(keras.layers.Layer):
                 "return_gates": self.return_gates,
                 "implementation": self.implementation,
                 "level_strides": self.level_strides,
+                "gate_input": self.gate_input,
+                "align_corners": self.align_corners,
             }
         )
         return config

@@ -48,7 +48,7 @@ def validate_levels(input_shape, layer_name, min_levels=2):
     return channels.pop()
 
 
-def build_gate_convs(layer, input_shape, gate_channels):
+def build_gate_convs(layer, input_shape, gate_channels, gate_input_shape=None):
     """Creates and builds one 1x1 gate convolution per level.
 
     Args:
@@ -56,16 +56,29 @@ def build_gate_convs(layer, input_shape, gate_channels):
             dtype policy).
         input_shape: list of the levels' shapes.
         gate_channels: int, `1` or the levels' channel count.
+        gate_input_shape: `None`, or the shapes of what the gates read
+            instead of the levels (one per level, any channel counts).
 
     Returns:
         List of built `Conv2D` layers, named `gate0`, `gate1`, ...
 
     Raises:
-        ValueError: if the levels are malformed or `gate_channels` is neither
-            1 nor their width.
+        ValueError: if the levels are malformed, `gate_input_shape` does not
+            have one rank-4 shape per level, or `gate_channels` is neither
+            1 nor the levels' width.
     """
     name = type(layer).__name__
     channels = validate_levels(input_shape, name)
+    if gate_input_shape is not None:
+        if len(gate_input_shape) != len(input_shape) or any(
+            len(shape) != 4 or shape[-1] is None for shape in gate_input_shape
+        ):
+            raise ValueError(
+                f"`{name}`: the gates' inputs must be one rank-4 map with "
+                f"known channels per level; received {gate_input_shape} for "
+                f"levels {input_shape}."
+            )
+        input_shape = gate_input_shape
     if gate_channels not in (1, channels):
         raise ValueError(
             f"`{name}`: `gate_channels` must be 1 or the feature width "

@@ -6,7 +6,10 @@ known only at run time (keras issues 22079 and 23315), and every resize in
 this model targets the run-time size of another feature map. `tf.image.resize`
 inside a layer traces and exports correctly, so these helpers use it. Its
 bilinear mode samples at half-pixel centres, which equals PyTorch's
-`align_corners=False`.
+`align_corners=False`. `align_corners=True` (PyTorch's `align_corners=True`,
+which the GFF authors' code uses: output pixel `i` samples input position
+`i * (in - 1) / (out - 1)`) runs TensorFlow's `ResizeBilinear` kernel with
+that option, which Keras does not offer.
 """
 
 import tensorflow as tf
@@ -20,15 +23,18 @@ def spatial_size(tensor):
     return tf.shape(tensor)[1:3]
 
 
-def resize_bilinear(tensor, size):
+def resize_bilinear(tensor, size, align_corners=False):
     """Bilinearly resizes an NHWC tensor to `size`, keeping its dtype.
 
     The resize is skipped when both sizes are known statically and equal;
-    resizing to the same size with half-pixel centres is the identity anyway.
+    resizing to the same size is the identity anyway.
 
     Args:
         tensor: `[batch, height, width, channels]` tensor.
         size: `[height, width]` as Python ints or an int32 tensor.
+        align_corners: bool, sample with corners aligned (PyTorch's
+            `align_corners=True`) instead of half-pixel centres. Defaults
+            to `False`.
 
     Returns:
         The resized tensor, in `tensor`'s dtype.
@@ -38,10 +44,18 @@ def resize_bilinear(tensor, size):
     ):
         if list(tensor.shape[1:3]) == list(size):
             return tensor
-    resized = tf.image.resize(tensor, size, method="bilinear")
+    if align_corners:
+        resized = tf.raw_ops.ResizeBilinear(
+            images=tensor,
+            size=size,
+            align_corners=True,
+            half_pixel_centers=False,
+        )
+    else:
+        resized = tf.image.resize(tensor, size, method="bilinear")
     return tf.cast(resized, tensor.dtype)
 
 
-def resize_like(tensor, reference):
+def resize_like(tensor, reference, align_corners=False):
     """Bilinearly resizes `tensor` to the spatial size of `reference`."""
-    return resize_bilinear(tensor, spatial_size(reference))
+    return resize_bilinear(tensor, spatial_size(reference), align_corners)

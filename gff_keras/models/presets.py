@@ -1,21 +1,61 @@
 """Named GFFNet architectures: the paper's rows, ready to build.
 
-`GFFNet.from_preset(name, num_classes=...)` builds one. A preset fixes the
-architecture only (no weights are downloaded; pass
-`backbone_weights="imagenet"` for ImageNet backbones where
-keras.applications has them). Paper numbers are Cityscapes mIoU.
+`GFFNet.from_preset(name, num_classes=...)` builds one. A preset is a
+composition of parts: the `GFFNet` arguments that name them and set their
+options, or, for parts the options cannot describe, a function of
+`num_classes` returning their configs (`part`), which `GFFNet` builds. It
+fixes the architecture only (no weights are downloaded; pass
+`backbone_weights="imagenet"` for ImageNet backbones where keras.applications
+has them). Paper numbers are Cityscapes mIoU.
 """
 
-# The authors' released DeepLabV3+ code: gates of the feature width, levels
-# fused in order (finest first), 128-channel levels, and DenseASPP-style
-# dense feature pyramid blocks (3x3, dilations 3/6/9).
-_AUTHORS_CODE_FUSION = {
-    "fusion_order": "sequential",
-    "gate_channels": 128,
-    "fused_channels": 128,
-    "dfp_kernel_size": 3,
-    "dfp_dilation_rates": (3, 6, 9),
-}
+from gff_keras.backbones.wider_resnet38 import WiderResNet38
+from gff_keras.heads.authors_gff_head import AuthorsGFFHead
+from gff_keras.layers.atrous_spatial_pyramid_pooling import (
+    AtrousSpatialPyramidPooling,
+)
+
+
+def part(cls, **config) -> dict:
+    """A part as its serialized config, to be built by `GFFNet`.
+
+    Configs, not instances: a preset can be read (and a config checked)
+    without building a 141M-parameter network.
+    """
+    return {
+        "module": cls.__module__,
+        "class_name": cls.__name__,
+        "config": config,
+        "registered_name": f"gff_keras>{cls.__name__}",
+    }
+
+
+def _authors_gffnet(num_classes):
+    """The authors' released `DeepWV3PlusGFFNet` (lxtGH/DecoupleSegNets)."""
+    return {
+        # The ASPP reads the raw mod7: their network has no `bn_out`.
+        "backbone": part(
+            WiderResNet38, output_stride=8, bn_out=False, name="backbone"
+        ),
+        # Their ASPP: image pooling first, no projection inside the module
+        # (the head's 3x3 `bot_aspp` projects the 1280 channels).
+        "context": part(
+            AtrousSpatialPyramidPooling,
+            filters=256,
+            rates=(12, 24, 36),
+            projection=False,
+            image_pooling_first=True,
+            name="aspp",
+        ),
+        "head": part(
+            AuthorsGFFHead,
+            num_classes=num_classes,
+            levels=("mod2", "mod5"),
+            name="head",
+        ),
+        "aux_head": False,
+    }
+
 
 PRESETS = {
     "pspnet_resnet18": {
@@ -93,35 +133,31 @@ PRESETS = {
         "arguments": {
             "backbone": "wider_resnet38",
             "context": "aspp",
-            "fusion": "none",
-            "dfp": False,
-            "aux_head": False,
+            "head": "deeplabv3plus",
             "decoder_level": "mod2",
+            "aux_head": False,
         },
     },
     "deeplabv3plus_gff_dfp_wrn38": {
         "description": (
-            "DeepLabV3+ + GFF + DFP on a dilated Wider-ResNet-38 as in the "
-            "authors' code: mod2, mod5 and the ASPP output fused in order "
-            "with 128-channel gates."
+            "DeepLabV3+ + GFF + DFP on a dilated Wider-ResNet-38: the "
+            "authors' released DeepWV3PlusGFFNet, layer for layer."
         ),
         "paper": "Table 8, Cityscapes test: 83.3",
-        "arguments": {
-            "backbone": "wider_resnet38",
-            "context": "aspp",
-            "fusion": "gff",
-            "dfp": True,
-            "aux_head": False,
-            "levels": ("mod2", "mod5"),
-            "fuse_context": True,
-            **_AUTHORS_CODE_FUSION,
-        },
+        "arguments": _authors_gffnet,
     },
 }
 
 
-def preset_arguments(name: str) -> dict:
-    """The `GFFNet` arguments of a preset (a copy).
+def preset_arguments(name: str, num_classes: int | None = None) -> dict:
+    """The `GFFNet` arguments of a preset (a new dict, new part instances).
+
+    Args:
+        name: a key of `PRESETS`.
+        num_classes: int, for presets that build their head themselves.
+
+    Returns:
+        The arguments, without `num_classes`.
 
     Raises:
         ValueError: for an unknown preset, listing the known ones.
@@ -130,4 +166,7 @@ def preset_arguments(name: str) -> dict:
         raise ValueError(
             f"Unknown preset {name!r}; presets: {', '.join(PRESETS)}."
         )
-    return dict(PRESETS[name]["arguments"])
+    arguments = PRESETS[name]["arguments"]
+    if callable(arguments):
+        return arguments(num_classes)
+    return dict(arguments)

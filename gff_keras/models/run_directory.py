@@ -18,6 +18,9 @@ import os
 
 import keras
 
+# Registers GFFNet and every part it is made of with Keras' deserializer.
+from gff_keras.models import gffnet  # noqa: F401
+
 CONFIG_FILE = "config.json"
 FINAL_MODEL = "model.keras"
 BEST_MODEL = os.path.join("checkpoints", "best.keras")
@@ -71,9 +74,6 @@ def load_model(path: str) -> keras.Model:
     Raises:
         FileNotFoundError: when no model file is found.
     """
-    # Registers the gff_keras classes with Keras' deserializer.
-    import gff_keras  # noqa: F401
-
     return keras.models.load_model(model_path(path), compile=False)
 
 

@@ -1,4 +1,4 @@
-"""Training: configs, optimizer, schedule, loss, strategy, callbacks, runs.
+"""Training: configs, optimizer, schedule, strategy, callbacks, runs.
 
 A notebook reproduces `scripts/train.py` with these pieces:
 
@@ -12,8 +12,8 @@ or runs everything (checkpoints, resume, evaluation, export) with
 `run_experiment(config, model_dir)`.
 """
 
-from gff_keras.training.build_optimizer import build_optimizer
-from gff_keras.training.create_strategy import create_strategy
+# Re-exported: the loss lives below the models, which compile with it.
+from gff_keras.losses.segmentation_loss import SegmentationLoss
 from gff_keras.training.experiment_config import DataConfig
 from gff_keras.training.experiment_config import ExperimentConfig
 from gff_keras.training.experiment_config import LossConfig
@@ -22,10 +22,12 @@ from gff_keras.training.experiment_config import OptimizerConfig
 from gff_keras.training.experiment_config import RuntimeConfig
 from gff_keras.training.experiment_config import ScheduleConfig
 from gff_keras.training.experiment_config import apply_overrides
+from gff_keras.training.experiment_runner import run_experiment
+from gff_keras.training.optimization import build_optimizer
 from gff_keras.training.periodic_evaluation import PeriodicEvaluation
 from gff_keras.training.poly_learning_rate import PolyLearningRate
-from gff_keras.training.segmentation_loss import SegmentationLoss
 from gff_keras.training.sgd_with_weight_decay import SGDWithWeightDecay
+from gff_keras.training.strategies import create_strategy
 from gff_keras.training.training_monitor import TrainingMonitor
 
 __all__ = [
@@ -46,15 +48,3 @@ __all__ = [
     "create_strategy",
     "run_experiment",
 ]
-
-
-def __getattr__(name):
-    # run_experiment imports gff_keras.models, which imports this package:
-    # loading it lazily avoids the cycle.
-    if name == "run_experiment":
-        from gff_keras.training.run_experiment import run_experiment
-
-        # Importing the submodule bound its name to the module; rebind it.
-        globals()["run_experiment"] = run_experiment
-        return run_experiment
-    raise AttributeError(name)

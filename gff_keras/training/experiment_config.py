@@ -9,46 +9,181 @@ import dataclasses
 import json
 import typing
 
+from gff_keras.models.gffnet import check_options
+from gff_keras.models.presets import preset_arguments
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 EVAL_MODES = ("whole", "slide", "ms_flip")
 
 
+def _part_name():
+    """A field naming a part, where "none" is a name ("no fusion"), not
+    `None` ("as the preset says"); `null` sets `None`."""
+    return dataclasses.field(default=None, metadata={"none_is_a_name": True})
+
+
+@dataclasses.dataclass
+class BackboneConfig:
+    """The backbone: a name from `GFFNet`'s `BACKBONES` and its options.
+
+    `None` keeps the preset's choice (or the part's default). `weights` is
+    `"imagenet"`, a weight file, or `None` for random initialization.
+    """
+
+    name: str | None = None
+    output_stride: int | None = None
+    stem: str | None = None
+    weights: str | None = "imagenet"
+
+
+@dataclasses.dataclass
+class ContextConfig:
+    """The context module: `ppm`, `aspp` or `dense_aspp`, and its options."""
+
+    type: str | None = None
+    channels: int | None = None
+    rates: tuple[int, ...] | None = None
+
+
+@dataclasses.dataclass
+class FusionConfig:
+    """The fusion of the fusion head (`gff`, `none`, `concat`, `add`, `fpn`,
+    `gated_fpn`) and the options of the gated ones."""
+
+    type: str | None = _part_name()
+    gate_channels: int | None = None
+    order: str | None = None
+    implementation: str | None = None
+
+
+@dataclasses.dataclass
+class DFPConfig:
+    """The dense feature pyramid of the fusion head: `dense` (eq. 6),
+    `dense_aspp` (the authors' code's) or `none`."""
+
+    type: str | None = _part_name()
+    kernel_size: int | None = None
+    dilation_rates: tuple[int, ...] | None = None
+
+
+@dataclasses.dataclass
+class HeadConfig:
+    """The head (`fusion`, `context`, `deeplabv3plus`) and its options."""
+
+    type: str | None = None
+    channels: int | None = None
+    levels: tuple[str, ...] | None = None
+    level_resolution: str | None = None
+    fuse_context: bool | None = None
+    dropout: float | None = None
+    decoder_level: str | None = None
+
+
+@dataclasses.dataclass
+class AuxHeadConfig:
+    """The auxiliary head of training and its loss weight."""
+
+    enabled: bool | None = None
+    level: str | None = None
+    loss_weight: float | None = None
+
+
+# The `GFFNet` keyword that each model config key sets.
+MODEL_ARGUMENTS = {
+    "backbone.name": "backbone",
+    "backbone.output_stride": "output_stride",
+    "backbone.stem": "stem",
+    "backbone.weights": "backbone_weights",
+    "context.type": "context",
+    "context.channels": "context_channels",
+    "context.rates": "context_rates",
+    "fusion.type": "fusion",
+    "fusion.gate_channels": "gate_channels",
+    "fusion.order": "fusion_order",
+    "fusion.implementation": "fusion_implementation",
+    "dfp.type": "dfp",
+    "dfp.kernel_size": "dfp_kernel_size",
+    "dfp.dilation_rates": "dfp_dilation_rates",
+    "head.type": "head",
+    "head.channels": "fused_channels",
+    "head.levels": "levels",
+    "head.level_resolution": "level_resolution",
+    "head.fuse_context": "fuse_context",
+    "head.dropout": "dropout",
+    "head.decoder_level": "decoder_level",
+    "aux_head.enabled": "aux_head",
+    "aux_head.level": "aux_level",
+    "aux_head.loss_weight": "aux_loss_weight",
+}
+# Version 0.1's flat keys (`model.fusion_order`), for a message naming the
+# new key; `model.backbone` and the other part names are now sections.
+LEGACY_MODEL_KEYS = {
+    **{
+        f"model.{argument}": f"model.{key}"
+        for key, argument in MODEL_ARGUMENTS.items()
+    },
+    "model.ppm_channels": "model.context.channels",
+}
+
+
 @dataclasses.dataclass
 class ModelConfig:
-    """`GFFNet` arguments (see its docstring); `num_classes` comes from data.
+    """The model: a `GFFNet` preset and per-part overrides.
 
-    `backbone_weights` is `"imagenet"`, a weight file, or `None` (random
-    initialization). `init_from` names a `.keras` model whose weights are
+    `preset` names the architecture (`gff_keras.models.PRESETS`); every
+    section below configures one part, and a field left at `None` keeps
+    the preset's choice. `gffnet_arguments()` gives the `GFFNet` keywords;
+    an option that does not apply to the chosen parts is an error naming
+    its config key. `init_from` names a `.keras` model whose weights are
     copied into every layer of the same name and shape before training (the
     paper starts its Table 1 fusion ablations from a trained PSPNet).
     """
 
-    backbone: str = "resnet101"
-    fusion: str = "gff"
-    dfp: bool = True
-    aux_head: bool = True
-    output_stride: int = 8
-    stem: str = "standard"
-    backbone_weights: str | None = "imagenet"
+    preset: str = "gffnet_resnet101"
     init_from: str | None = None
-    fused_channels: int = 256
-    ppm_channels: int = 512
-    gate_channels: int = 1
-    fusion_order: str = "simultaneous"
-    fusion_implementation: str = "grouped"
-    level_resolution: str = "native"
-    dfp_kernel_size: int = 1
-    dropout: float = 0.1
-    aux_loss_weight: float = 0.4
-    context: str = "ppm"
-    context_channels: int | None = None
-    context_rates: tuple[int, ...] | None = None
-    levels: tuple[str, ...] | None = None
-    fuse_context: bool = False
-    aux_level: str | None = None
-    decoder_level: str | None = None
-    dfp_dilation_rates: tuple[int, ...] | None = None
+    backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    context: ContextConfig = dataclasses.field(default_factory=ContextConfig)
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+    dfp: DFPConfig = dataclasses.field(default_factory=DFPConfig)
+    head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+    aux_head: AuxHeadConfig = dataclasses.field(default_factory=AuxHeadConfig)
+
+    def gffnet_arguments(self) -> dict:
+        """The `GFFNet.from_preset(self.preset, ...)` keyword overrides."""
+        arguments = {}
+        for key, argument in MODEL_ARGUMENTS.items():
+            section, name = key.split(".")
+            value = getattr(getattr(self, section), name)
+            if value is not None:
+                arguments[argument] = value
+        return arguments
+
+    def resolved_arguments(self, num_classes: int | None = None) -> dict:
+        """The preset's `GFFNet` arguments with this config's overrides.
+
+        Args:
+            num_classes: int, for presets whose parts need it (the
+                authors' head), or `None` to only check the options.
+
+        Raises:
+            ValueError: for an unknown preset, or naming the config key of
+                an option that does not apply to the chosen parts.
+        """
+        arguments = preset_arguments(self.preset, num_classes)
+        arguments.update(self.gffnet_arguments())
+        try:
+            check_options(**arguments)
+        except ValueError as error:
+            raise ValueError(_config_keys(str(error))) from None
+        return arguments
+
+
+def _config_keys(message):
+    """Names config keys instead of `GFFNet` keywords in `message`."""
+    for key, argument in MODEL_ARGUMENTS.items():
+        message = message.replace(f"`{argument}=", f"`model.{key}=")
+    return message
 
 
 @dataclasses.dataclass
@@ -160,15 +295,7 @@ class ExperimentConfig:
         Raises:
             ValueError: naming the field and the accepted values.
         """
-        # Imported here: gff_keras.models imports gff_keras.training.
-        from gff_keras.models.gffnet import BACKBONES
-        from gff_keras.models.gffnet import CONTEXTS
-        from gff_keras.models.gffnet import FUSIONS
-
         checks = [
-            (self.model.fusion in FUSIONS, "model.fusion", FUSIONS),
-            (self.model.context in CONTEXTS, "model.context", CONTEXTS),
-            (self.model.backbone in BACKBONES, "model.backbone", BACKBONES),
             (
                 self.runtime.strategy in STRATEGIES,
                 "runtime.strategy",
@@ -185,13 +312,14 @@ class ExperimentConfig:
                 EVAL_MODES,
             ),
         ]
+        arguments = self.model.resolved_arguments()
         if (
-            self.model.backbone == "wider_resnet38"
-            and self.model.backbone_weights == "imagenet"
+            arguments.get("backbone") == "wider_resnet38"
+            and arguments.get("backbone_weights") == "imagenet"
         ):
             raise ValueError(
-                "model.backbone_weights='imagenet': keras.applications has "
-                "no Wider-ResNet-38 weights; set model.backbone_weights=none "
+                "model.backbone.weights='imagenet': keras.applications has "
+                "no Wider-ResNet-38 weights; set model.backbone.weights=none "
                 "and load converted weights with model.init_from."
             )
         for ok, key, accepted in checks:
@@ -310,6 +438,11 @@ def set_field(config, key: str, value) -> None:
         KeyError: for an unknown key.
         ValueError: when the value does not parse as the field's type.
     """
+    if key in LEGACY_MODEL_KEYS:
+        raise KeyError(
+            f"{key!r} is now {LEGACY_MODEL_KEYS[key]!r}: since version 0.2 "
+            "the model config has one section per part."
+        )
     node, name = _resolve(config, key)
     hint = typing.get_type_hints(type(node))[name]
     if dataclasses.is_dataclass(hint):
@@ -318,7 +451,11 @@ def set_field(config, key: str, value) -> None:
             f"{key}.{dataclasses.fields(hint)[0].name}=..."
         )
     if isinstance(value, str):
-        value = _parse(value, hint, key)
+        field = next(f for f in dataclasses.fields(node) if f.name == name)
+        if field.metadata.get("none_is_a_name") and value.lower() == "none":
+            value = "none"
+        else:
+            value = _parse(value, hint, key)
     setattr(node, name, value)
 
 
@@ -377,9 +514,9 @@ def apply_overrides(
 
     Example:
 
-    >>> config = apply_overrides(ExperimentConfig(), ["model.dfp=false"])
-    >>> config.model.dfp
-    False
+    >>> overrides = ["model.fusion.order=sequential"]
+    >>> apply_overrides(ExperimentConfig(), overrides).model.fusion.order
+    'sequential'
     """
     changes = {}
     for override in overrides:

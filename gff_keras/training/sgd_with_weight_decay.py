@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from gff_keras import keras_internals
+
 
 @keras.saving.register_keras_serializable(package="gff_keras")
 class SGDWithWeightDecay(keras.optimizers.SGD):
@@ -59,7 +61,7 @@ class SGDWithWeightDecay(keras.optimizers.SGD):
         self._decayed = [self.decays(v) for v in variables]
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = keras_internals.variable_index(self, variable)
         if self.l2_weight_decay and self._decayed[index]:
             gradient = gradient + ops.cast(
                 self.l2_weight_decay, variable.dtype

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gff_keras import keras_internals
+
 
 class TrainingMonitor(keras.callbacks.Callback):
     """Adds the learning rate and images/s to the logs and to TensorBoard.
@@ -63,9 +65,7 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def current_learning_rate(self, step):
         rate = self.model.optimizer.learning_rate
-        # Under mixed_float16 the optimizer is wrapped in a loss scaler.
-        inner = getattr(self.model.optimizer, "inner_optimizer", None)
-        schedule = getattr(inner or self.model.optimizer, "_learning_rate")
+        schedule = keras_internals.learning_rate_schedule(self.model.optimizer)
         if callable(schedule):
             rate = schedule(step)
         return float(np.asarray(rate))

@@ -1,0 +1,114 @@
+"""Every use of private Keras API in gff_keras, in one place.
+
+Keras has no public hook for these, so the project relies on names that
+may change between minor versions; `pyproject.toml` bounds `keras` to the
+tested minors and `tests/test_keras_internals.py` checks each assumption
+below, so a Keras upgrade that breaks one fails there first, by name.
+
+- `Model._maybe_symbolic_build(iterator, data_batch)`: overridden by the
+  `Segmenter` to build from one replica's batch under
+  MultiWorkerMirroredStrategy (`first_replica_batch`).
+- `Model._distribute_strategy`: the strategy a model was created under.
+- `train_step` / `test_step` logs: reshaped for MultiWorkerMirroredStrategy
+  (`multi_worker_logs`).
+- `BackupAndRestore`'s metadata file `training_metadata.json` and its
+  `"epoch"` entry: read to know where a run resumes (`backed_up_epoch`).
+- `Optimizer._learning_rate`: the schedule behind `learning_rate`, read to
+  log the rate of a given step (`learning_rate_schedule`).
+- `Optimizer._get_variable_index(variable)`: the position of a variable in
+  the optimizer's lists, used for per-variable weight decay
+  (`variable_index`).
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+BACKUP_METADATA_FILE = "training_metadata.json"
+
+
+def model_strategy(model):
+    """The `tf.distribute` strategy `model` was created under, or `None`."""
+    return getattr(model, "_distribute_strategy", None)
+
+
+def first_replica_batch(model, iterator):
+    """One local replica's first batch, under MultiWorkerMirroredStrategy.
+
+    Keras 3 builds a model from a first batch that it averages over all
+    replicas with `strategy.reduce`, which fails in eager mode under
+    MultiWorkerMirroredStrategy (keras-team/keras#20585). The build needs
+    only shapes and dtypes, so one local replica's values serve.
+
+    Args:
+        model: the model being built.
+        iterator: Keras' epoch iterator passed to `_maybe_symbolic_build`.
+
+    Returns:
+        The batch (a nest of tensors), or `None` when the strategy is not
+        MultiWorkerMirroredStrategy or there is no iterator (then Keras'
+        own build applies).
+    """
+    strategy = model_strategy(model)
+    if iterator is None or not isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ):
+        return None
+
+    def first_replica(value):
+        return strategy.experimental_local_results(value)[0]
+
+    for _, _, batches in iterator:
+        return tf.nest.map_structure(first_replica, next(batches))
+    return None
+
+
+def multi_worker_logs(model, logs):
+    """Step logs that MultiWorkerMirroredStrategy can average.
+
+    Under MultiWorkerMirroredStrategy Keras 3 averages a step's logs with
+    `strategy.reduce("MEAN", value, axis=0)`, which rejects scalars; as
+    vectors of one value they average to the same scalar. Other strategies
+    get `logs` unchanged.
+    """
+    if not isinstance(
+        model_strategy(model), tf.distribute.MultiWorkerMirroredStrategy
+    ):
+        return logs
+    return tf.nest.map_structure(
+        lambda value: (
+            keras.ops.reshape(value, (1,))
+            if len(keras.ops.shape(value)) == 0
+            else value
+        ),
+        logs,
+    )
+
+
+def backed_up_epoch(backup_dir: str) -> int:
+    """The number of epochs `BackupAndRestore` in `backup_dir` completed.
+
+    Returns 0 when there is no backup.
+    """
+    path = os.path.join(backup_dir, BACKUP_METADATA_FILE)
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f)["epoch"])
+
+
+def learning_rate_schedule(optimizer):
+    """The schedule (or constant) behind `optimizer.learning_rate`.
+
+    Under `mixed_float16` the optimizer is a `LossScaleOptimizer`; its inner
+    optimizer holds the schedule.
+    """
+    inner = getattr(optimizer, "inner_optimizer", None)
+    return getattr(inner or optimizer, "_learning_rate")
+
+
+def variable_index(optimizer, variable) -> int:
+    """The index of `variable` in the lists `optimizer.build` received."""
+    return optimizer._get_variable_index(variable)

@@ -1,0 +1,380 @@
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gff_keras import keras_internals
+from gff_keras.data.datasets import build_dataset
+from gff_keras.data.pipeline import denormalize_images
+from gff_keras.data.registry import dataset_info
+from gff_keras.evaluation.dataset_evaluation import evaluate_dataset
+from gff_keras.export.saved_model_export import export_saved_model
+from gff_keras.losses.segmentation_loss import SegmentationLoss
+from gff_keras.models import run_directory
+from gff_keras.models.gffnet import GFFNet
+from gff_keras.training.experiment_config import ExperimentConfig
+from gff_keras.training.optimization import build_optimizer
+from gff_keras.training.periodic_evaluation import PeriodicEvaluation
+from gff_keras.training.strategies import create_strategy
+from gff_keras.training.strategies import is_chief
+from gff_keras.training.training_backup import TrainingBackup
+from gff_keras.training.training_monitor import TrainingMonitor
+from gff_keras.visualization.gate_figures import write_gate_figures
+from gff_keras.visualization.panels import write_prediction_panels
+
+
+def backed_up_step(model_dir: str, steps_per_loop: int) -> int:
+    """The step a run directory's resume backup reached (0 if none)."""
+    backup_dir = os.path.join(model_dir, run_directory.BACKUP_DIR)
+    return keras_internals.backed_up_epoch(backup_dir) * steps_per_loop
+
+
+def _check_config(config, model_dir):
+    """Refuses to resume a run directory that holds another config."""
+    path = os.path.join(model_dir, run_directory.CONFIG_FILE)
+    # Through JSON, as it was saved: tuples compare equal to the saved lists.
+    resolved = json.loads(config.to_json())
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if previous != resolved:
+            changed = sorted(_differences(previous, resolved))
+            raise ValueError(
+                f"{model_dir!r} holds a run with a different config "
+                f"(changed: {', '.join(changed)}). Resume with the same "
+                "settings or choose another --model_dir."
+            )
+
+
+def _differences(old, new, prefix=""):
+    for key in set(old) | set(new):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key}"
+
+
+def _copy_matching_weights(source_path, model):
+    """Copies every variable of the same path and shape (Table 1 init).
+
+    Paths name the layers a variable sits in (`conv1_conv/kernel`,
+    `head/classifier/kernel`), so a trained PSPNet initializes the
+    backbone, the context module and the auxiliary head of a GFFNet.
+    """
+    source = run_directory.load_model(source_path)
+
+    def by_path(variables):
+        return {v.path: v for v in variables}
+
+    targets = by_path(model.variables)
+    copied = 0
+    for path, variable in by_path(source.variables).items():
+        target = targets.get(path)
+        if target is not None and tuple(target.shape) == tuple(variable.shape):
+            target.assign(variable)
+            copied += 1
+    if not copied:
+        raise ValueError(f"No variable of {source_path!r} matches the model.")
+    print(f"Initialized {copied} variables from {source_path}.")
+
+
+def build_model(config: ExperimentConfig, resuming: bool = False) -> GFFNet:
+    """Builds and compiles the experiment's model (in the current scope).
+
+    Args:
+        config: the experiment.
+        resuming: skip the initial weights (the backup replaces them).
+
+    Returns:
+        A compiled `GFFNet`.
+    """
+    info = dataset_info(config.data.dataset)
+    arguments = config.model.resolved_arguments(info.num_classes)
+    if resuming:
+        arguments.pop("backbone_weights", None)
+    arguments.setdefault("name", config.model.preset)
+    model = GFFNet(
+        num_classes=info.num_classes,
+        ignore_label=info.ignore_label,
+        **arguments,
+    )
+    if config.model.init_from and not resuming:
+        _copy_matching_weights(config.model.init_from, model)
+    loss = SegmentationLoss(
+        ignore_label=info.ignore_label,
+        ohem_threshold=(
+            config.loss.ohem_threshold if config.loss.ohem else None
+        ),
+        ohem_min_kept=config.loss.ohem_min_kept,
+    )
+    model.compile(
+        optimizer=build_optimizer(config.optimizer, config.schedule),
+        loss=loss,
+        jit_compile=config.runtime.jit_compile,
+    )
+    return model
+
+
+def make_evaluate_fn(config: ExperimentConfig):
+    """Returns `model -> evaluate_dataset result` for the eval split."""
+    size = config.data.synthetic_image_size
+
+    def evaluate(model):
+        return evaluate_dataset(
+            model,
+            config.data.dataset,
+            split=config.data.eval_split,
+            data_dir=config.data.data_dir,
+            mode=config.runtime.eval_mode,
+            crop_size=config.runtime.eval_crop_size,
+            stride=config.runtime.eval_stride,
+            batch_size=config.data.eval_batch_size,
+            num_examples=config.data.num_eval_examples,
+            synthetic_image_size=(size, size),
+            skip_bad_examples=config.data.skip_bad_examples,
+            verbose=0,
+        )
+
+    return evaluate
+
+
+def write_visualizations(
+    model: GFFNet, config: ExperimentConfig, output_dir: str
+) -> list:
+    """Writes prediction panels (and gate figures) for eval images.
+
+    Args:
+        model: the trained model.
+        config: the experiment; `runtime.num_visualizations` images of the
+            eval split are drawn.
+        output_dir: where the PNGs go.
+
+    Returns:
+        The written files.
+    """
+    info = dataset_info(config.data.dataset)
+    size = config.data.synthetic_image_size
+    data = build_dataset(
+        config.data.dataset,
+        config.data.eval_split,
+        data_dir=config.data.data_dir,
+        training=False,
+        batch_size=1,
+        num_examples=config.data.num_eval_examples,
+        synthetic_image_size=(size, size),
+        skip_bad_examples=config.data.skip_bad_examples,
+    ).take(config.runtime.num_visualizations)
+    examples = [
+        (
+            f"{config.data.eval_split}_{index:03d}",
+            denormalize_images(images[0]).numpy(),
+            labels[0].numpy(),
+        )
+        for index, (images, labels) in enumerate(data)
+    ]
+    written = write_prediction_panels(model, examples, output_dir, info)
+    if model.has_gates:
+        named = [(name, image) for name, image, _ in examples]
+        written += write_gate_figures(model, named, output_dir, info)
+    return written
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    model_dir: str,
+    *,
+    callbacks: list | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict:
+    """Trains, evaluates and exports one experiment into `model_dir`.
+
+    Re-running with the same `model_dir` and config resumes from the last
+    completed training loop (the backup in `model_dir/backup`), including
+    the optimizer state and the position in the seeded input stream, so a
+    deterministic run that was killed ends with the weights an
+    uninterrupted run reaches. See `gff_keras.models.run_directory` for the
+    files written.
+
+    Args:
+        config: the experiment (validated here).
+        model_dir: the run directory.
+        callbacks: extra Keras callbacks for `fit`.
+        strategy: a `tf.distribute` strategy; by default
+            `create_strategy(config.runtime.strategy)`.
+
+    Returns:
+        A summary dict: `model_dir`, `initial_step`, `steps`, `best` and
+        `final` evaluations, median `images_per_second`.
+
+    Raises:
+        ValueError: for an invalid config, a global batch that does not
+            split over the replicas, or a `model_dir` holding another
+            config.
+
+    Example:
+
+    >>> from experiments import get_experiment  # doctest: +SKIP
+    >>> run_experiment(get_experiment("synthetic_tiny"), "/tmp/run")
+    """
+    config.validate()
+    runtime = config.runtime
+    # First: MultiWorkerMirroredStrategy configures collective ops, which
+    # TensorFlow allows only before its runtime starts (seeding starts it).
+    strategy = strategy or create_strategy(runtime.strategy, runtime.tpu)
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if runtime.seed is not None:
+        keras.utils.set_random_seed(runtime.seed)
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+    replicas = strategy.num_replicas_in_sync
+    if config.data.batch_size % replicas:
+        raise ValueError(
+            f"data.batch_size={config.data.batch_size} (global) does not "
+            f"split evenly over {replicas} replicas."
+        )
+
+    chief = is_chief(strategy)
+    # Other workers keep their own backup and final weights apart, so they
+    # never write over the chief's files.
+    run_dir = model_dir
+    if not chief:
+        run_dir = os.path.join(
+            model_dir, "workers", str(strategy.cluster_resolver.task_id)
+        )
+    if chief:
+        _check_config(config, model_dir)
+    info = dataset_info(config.data.dataset)
+    initial_step = backed_up_step(run_dir, runtime.steps_per_loop)
+    total_steps = config.schedule.steps
+    if initial_step >= total_steps and chief:
+        print(
+            f"{model_dir} has finished all {total_steps} steps; evaluating "
+            "and exporting again (use a new model_dir to start over)."
+        )
+    elif initial_step and chief:
+        print(
+            f"Resuming {model_dir} from step {initial_step} of "
+            f"{total_steps} (backup in {run_directory.BACKUP_DIR}/)."
+        )
+
+    size = config.data.synthetic_image_size
+    train = build_dataset(
+        config.data.dataset,
+        config.data.train_split,
+        data_dir=config.data.data_dir,
+        training=True,
+        crop_size=config.data.crop_size,
+        batch_size=config.data.batch_size,
+        seed=runtime.seed,
+        skip_bad_examples=config.data.skip_bad_examples,
+        deterministic=True if runtime.deterministic else None,
+        scale_range=(config.data.scale_min, config.data.scale_max),
+        num_examples=config.data.num_train_examples,
+        synthetic_image_size=(size, size),
+        repeat=True,
+        initial_step=initial_step,
+    )
+    # Written once the data is found, so a failed start leaves no config.
+    os.makedirs(run_dir, exist_ok=True)
+    if chief:
+        with open(os.path.join(model_dir, run_directory.CONFIG_FILE), "w") as f:
+            f.write(config.to_json())
+    with strategy.scope():
+        model = build_model(config, resuming=initial_step > 0)
+
+    log_dir = os.path.join(model_dir, run_directory.LOG_DIR) if chief else None
+    monitor = TrainingMonitor(
+        config.data.batch_size, log_dir=log_dir, log_every=runtime.log_every
+    )
+    evaluation = PeriodicEvaluation(
+        make_evaluate_fn(config),
+        steps_per_loop=runtime.steps_per_loop,
+        eval_every=runtime.eval_every,
+        total_steps=total_steps,
+        class_names=info.class_names,
+        metrics_file=(
+            os.path.join(model_dir, run_directory.METRICS_FILE)
+            if chief
+            else None
+        ),
+        best_model_file=(
+            os.path.join(model_dir, run_directory.BEST_MODEL) if chief else None
+        ),
+        log_dir=log_dir,
+    )
+    fit_callbacks = [
+        TrainingBackup(
+            os.path.join(run_dir, run_directory.BACKUP_DIR),
+            double_checkpoint=True,
+            # Kept after the last step, so re-running a finished run does
+            # not start over.
+            delete_checkpoint=False,
+        ),
+        monitor,
+    ]
+    if chief:
+        fit_callbacks.append(evaluation)
+        fit_callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(model_dir, run_directory.LATEST_MODEL)
+            )
+        )
+    fit_callbacks += list(callbacks or [])
+    model.fit(
+        train,
+        epochs=total_steps // runtime.steps_per_loop,
+        steps_per_epoch=runtime.steps_per_loop,
+        callbacks=fit_callbacks,
+        # The stream is shuffled by build_dataset (fit cannot shuffle it).
+        shuffle=False,
+        verbose=runtime.verbose if chief else 0,
+    )
+
+    model.save(os.path.join(run_dir, run_directory.FINAL_MODEL))
+    summary = {
+        "model_dir": model_dir,
+        "experiment": config.name,
+        "initial_step": initial_step,
+        "steps": total_steps,
+        "images_per_second": (
+            float(np.median(monitor.throughputs))
+            if monitor.throughputs
+            else None
+        ),
+    }
+    if not chief:
+        return summary
+    final = next(
+        (e for e in evaluation.evaluations if e["step"] == total_steps), None
+    )
+    if final is None:
+        # The run had already finished before this call: evaluate again.
+        final = evaluation.evaluate(total_steps)
+    summary.update({"final": final, "best": evaluation.best})
+    if runtime.export:
+        summary["export"] = export_saved_model(
+            model,
+            os.path.join(model_dir, run_directory.EXPORT_DIR),
+            mode=runtime.eval_mode,
+            crop_size=runtime.eval_crop_size,
+            stride=runtime.eval_stride,
+        )
+    if runtime.num_visualizations:
+        summary["visualizations"] = write_visualizations(
+            model,
+            config,
+            os.path.join(model_dir, run_directory.VISUALIZATION_DIR),
+        )
+    with open(os.path.join(model_dir, run_directory.METRICS_FILE)) as f:
+        metrics = json.load(f)
+    metrics["summary"] = {
+        k: v
+        for k, v in summary.items()
+        if k not in ("final", "best", "visualizations")
+    }
+    with open(os.path.join(model_dir, run_directory.METRICS_FILE), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return summary

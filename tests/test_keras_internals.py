@@ -1,0 +1,73 @@
+"""Each private Keras API gff_keras relies on still behaves as assumed."""
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gff_keras import keras_internals
+
+
+def tiny_model():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2)(inputs))
+
+
+def test_model_has_the_symbolic_build_hook_the_segmenter_overrides():
+    parameters = inspect.signature(keras.Model._maybe_symbolic_build).parameters
+    assert list(parameters)[:3] == ["self", "iterator", "data_batch"]
+
+
+def test_model_records_the_strategy_it_was_created_under():
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    )
+    with strategy.scope():
+        model = tiny_model()
+    assert keras_internals.model_strategy(model) is strategy
+    assert keras_internals.first_replica_batch(model, iterator=None) is None
+
+
+def test_logs_become_vectors_only_under_multi_worker_mirrored(monkeypatch):
+    logs = {"loss": tf.constant(1.5), "per_class": tf.constant([1.0, 2.0])}
+    model = tiny_model()
+    assert keras_internals.multi_worker_logs(model, logs) is logs
+    # An instance without its runtime: only the type is checked.
+    fake = object.__new__(tf.distribute.MultiWorkerMirroredStrategy)
+    monkeypatch.setattr(keras_internals, "model_strategy", lambda m: fake)
+    reshaped = keras_internals.multi_worker_logs(model, logs)
+    assert reshaped["loss"].shape == (1,)
+    assert reshaped["per_class"].shape == (2,)
+
+
+def test_backup_and_restore_metadata_names_the_completed_epochs(tmp_path):
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="mse")
+    assert keras_internals.backed_up_epoch(str(tmp_path)) == 0
+    backup = keras.callbacks.BackupAndRestore(
+        str(tmp_path), delete_checkpoint=False
+    )
+    x, y = np.zeros((4, 4)), np.zeros((4, 2))
+    model.fit(x, y, epochs=3, callbacks=[backup], verbose=0)
+    assert (tmp_path / keras_internals.BACKUP_METADATA_FILE).is_file()
+    assert keras_internals.backed_up_epoch(str(tmp_path)) == 3
+
+
+def test_optimizer_keeps_its_schedule_behind_learning_rate():
+    schedule = keras.optimizers.schedules.PolynomialDecay(0.1, 10, 0.0)
+    optimizer = keras.optimizers.SGD(schedule)
+    assert keras_internals.learning_rate_schedule(optimizer) is schedule
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(schedule))
+    assert keras_internals.learning_rate_schedule(scaled) is schedule
+    constant = keras_internals.learning_rate_schedule(keras.optimizers.SGD(0.5))
+    assert float(np.asarray(constant)) == 0.5
+
+
+def test_optimizer_indexes_variables_in_build_order():
+    variables = [keras.Variable(np.zeros(2)), keras.Variable(np.zeros(3))]
+    optimizer = keras.optimizers.SGD(0.1)
+    optimizer.build(variables)
+    assert [
+        keras_internals.variable_index(optimizer, v) for v in variables
+    ] == [0, 1]
