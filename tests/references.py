@@ -3,22 +3,17 @@
 import numpy as np
 
 
-def np_resize_bilinear(x, height, width):
-    """Independent bilinear resize, half-pixel centres, edges clamped.
+def _np_resample(x, rows, cols):
+    """Bilinear sampling of `x` at source positions `rows` x `cols`."""
 
-    The definition of PyTorch's `interpolate(align_corners=False)` and of
-    `tf.image.resize(method="bilinear")` without antialiasing.
-    """
-
-    def axis_weights(out_size, in_size):
-        src = (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
+    def taps(src, in_size):
         src = np.clip(src, 0, in_size - 1)
         low = np.floor(src).astype(int)
         high = np.minimum(low + 1, in_size - 1)
         return low, high, src - low
 
-    rows_lo, rows_hi, row_w = axis_weights(height, x.shape[1])
-    cols_lo, cols_hi, col_w = axis_weights(width, x.shape[2])
+    rows_lo, rows_hi, row_w = taps(rows, x.shape[1])
+    cols_lo, cols_hi, col_w = taps(cols, x.shape[2])
     top = (
         x[:, rows_lo] * (1 - row_w)[None, :, None, None]
         + x[:, rows_hi] * row_w[None, :, None, None]
@@ -26,6 +21,21 @@ def np_resize_bilinear(x, height, width):
     return (
         top[:, :, cols_lo] * (1 - col_w)[None, None, :, None]
         + top[:, :, cols_hi] * col_w[None, None, :, None]
+    )
+
+
+def np_resize_bilinear(x, height, width):
+    """Independent bilinear resize, half-pixel centres, edges clamped.
+
+    The definition of PyTorch's `interpolate(align_corners=False)` and of
+    `tf.image.resize(method="bilinear")` without antialiasing.
+    """
+
+    def positions(out_size, in_size):
+        return (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
+
+    return _np_resample(
+        x, positions(height, x.shape[1]), positions(width, x.shape[2])
     )
 
 
@@ -63,22 +73,11 @@ def np_resize_align_corners(x, height, width):
     `interpolate(align_corners=True)`: output `i` samples input position
     `i * (in - 1) / (out - 1)` (0 for a single output), no antialiasing."""
 
-    def axis_weights(out_size, in_size):
-        if out_size > 1:
-            src = np.arange(out_size) * (in_size - 1) / (out_size - 1)
-        else:
-            src = np.zeros(1)
-        low = np.minimum(np.floor(src).astype(int), in_size - 1)
-        high = np.minimum(low + 1, in_size - 1)
-        return low, high, src - low
+    def positions(out_size, in_size):
+        if out_size == 1:
+            return np.zeros(1)
+        return np.arange(out_size) * (in_size - 1) / (out_size - 1)
 
-    rows_lo, rows_hi, row_w = axis_weights(height, x.shape[1])
-    cols_lo, cols_hi, col_w = axis_weights(width, x.shape[2])
-    top = (
-        x[:, rows_lo] * (1 - row_w)[None, :, None, None]
-        + x[:, rows_hi] * row_w[None, :, None, None]
-    )
-    return (
-        top[:, :, cols_lo] * (1 - col_w)[None, None, :, None]
-        + top[:, :, cols_hi] * col_w[None, None, :, None]
+    return _np_resample(
+        x, positions(height, x.shape[1]), positions(width, x.shape[2])
     )

@@ -165,13 +165,8 @@ def test_export_of_the_converted_network_serves_the_authors_predictions(
     assert agree.mean() > 0.999
 
 
-@pytest.mark.slow
-def test_convert_script_writes_a_loadable_model(weights, tmp_path):
-    checkpoint = write_state_dict(
-        tmp_path / "GFFNet_best.pth", weights, epoch=175, mean_iu=0.8123
-    )
-    output = tmp_path / "gffnet_wrn38_cityscapes.keras"
-    result = subprocess.run(
+def convert_script(checkpoint, output):
+    return subprocess.run(
         [
             sys.executable,
             os.path.join(ROOT, "scripts", "convert_checkpoint.py"),
@@ -183,6 +178,15 @@ def test_convert_script_writes_a_loadable_model(weights, tmp_path):
         text=True,
         timeout=600,
     )
+
+
+@pytest.mark.slow
+def test_convert_script_writes_a_loadable_model(weights, tmp_path):
+    checkpoint = write_state_dict(
+        tmp_path / "GFFNet_best.pth", weights, epoch=175, mean_iu=0.8123
+    )
+    output = tmp_path / "gffnet_wrn38_cityscapes.keras"
+    result = convert_script(checkpoint, output)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "epoch: 175" in result.stdout
     assert "mean_iu: 0.8123" in result.stdout
@@ -212,18 +216,7 @@ def test_convert_script_writes_a_loadable_model(weights, tmp_path):
     expected = nhwc("logits_66x100_nchw.npy")
     assert np.abs(logits - expected).max() < LOGITS_ATOL
     # A missing checkpoint is one line naming it, not a traceback.
-    again = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "scripts", "convert_checkpoint.py"),
-            f"--checkpoint={tmp_path / 'missing.pth'}",
-            f"--output={tmp_path / 'other.keras'}",
-        ],
-        env=dict(os.environ, PYTHONPATH=ROOT),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = convert_script(tmp_path / "missing.pth", tmp_path / "other.keras")
     assert again.returncode != 0
     assert "Traceback" not in again.stderr
     assert "missing.pth" in again.stderr.strip().splitlines()[-1]

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from gff_keras import GFFNet
-from gff_keras.layers import AtrousSpatialPyramidPooling
 from gff_keras.models import PRESETS
-from gff_keras.models.presets import part
+from gff_keras.models.presets import preset_arguments
 
 
 def test_from_preset_overrides_and_errors():
@@ -44,19 +43,18 @@ PRESET_PARAMETERS = {
 # the dilation pads the map into blocks far larger than the map. The
 # Wider-ResNet presets take their training step with small ASPP rates,
 # which change no parameter.
-SMALL_ASPP_RATES = {
-    "deeplabv3plus_wrn38": dict(context_rates=(1, 2, 3)),
-    "deeplabv3plus_gff_dfp_wrn38": dict(
-        context=part(
-            AtrousSpatialPyramidPooling,
-            filters=256,
-            rates=(1, 2, 3),
-            projection=False,
-            image_pooling_first=True,
-            name="aspp",
-        )
-    ),
-}
+SMALL_ASPP_RATES = (1, 2, 3)
+
+
+def preset_with_small_aspp_rates(preset, num_classes):
+    arguments = preset_arguments(preset, num_classes)
+    context = arguments.get("context")
+    if isinstance(context, dict):  # a part's config
+        config = {**context["config"], "rates": SMALL_ASPP_RATES}
+        arguments["context"] = {**context, "config": config}
+    elif context == "aspp":
+        arguments["context_rates"] = SMALL_ASPP_RATES
+    return GFFNet(num_classes, name=preset, **arguments)
 
 
 def test_every_preset_has_its_parameter_count():
@@ -67,9 +65,7 @@ def test_every_preset_has_its_parameter_count():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_preset_parameters_prediction_and_training_step(preset):
     num_classes, parameters = PRESET_PARAMETERS[preset]
-    model = GFFNet.from_preset(
-        preset, num_classes=num_classes, **SMALL_ASPP_RATES.get(preset, {})
-    )
+    model = preset_with_small_aspp_rates(preset, num_classes)
     assert model.name == preset
     assert model.parameter_count() == parameters
     # Eager: tracing eleven large graphs would dominate the test time.

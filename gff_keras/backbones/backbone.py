@@ -32,8 +32,9 @@ class Backbone(keras.Model):
         outputs: dict of feature maps.
         feature_names: the output names, finest first, or `None` for the
             dict's keys ordered by stride, then by name (natural order).
-        feature_strides: dict of each output's stride, or `None` to measure
-            them on a symbolic `STRIDE_PROBE_SIZE` square image.
+        feature_strides: dict of each output's stride (or a sequence, one
+            per `feature_names`), or `None` to measure them on a symbolic
+            `STRIDE_PROBE_SIZE` square image.
         **kwargs: base model arguments such as `name`.
 
     Raises:
@@ -54,6 +55,8 @@ class Backbone(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         if feature_strides is None:
             feature_strides = self._measure_strides(inputs)
+        elif not isinstance(feature_strides, dict):
+            feature_strides = dict(zip(feature_names, feature_strides))
         strides = {name: int(feature_strides[name]) for name in outputs}
         if feature_names is None:
             feature_names = sorted(

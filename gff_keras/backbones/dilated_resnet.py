@@ -136,10 +136,7 @@ class DilatedResNet(Backbone):
             inputs=images,
             outputs=features,
             feature_names=FEATURE_NAMES,
-            feature_strides={
-                name: stage.feature_stride
-                for name, stage in zip(FEATURE_NAMES, plan)
-            },
+            feature_strides=[stage.feature_stride for stage in plan],
             **kwargs,
         )
 

@@ -171,10 +171,7 @@ class WiderResNet38(Backbone):
             inputs=images,
             outputs=features,
             feature_names=FEATURE_NAMES,
-            feature_strides={
-                name: stage.feature_stride
-                for name, stage in zip(FEATURE_NAMES, plan)
-            },
+            feature_strides=[stage.feature_stride for stage in plan],
             **kwargs,
         )
 
