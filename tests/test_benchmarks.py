@@ -71,6 +71,7 @@ def tiny_model():
     )
 
 
+@pytest.mark.slow
 def test_measure_model_reports_positive_timings():
     model = tiny_model()
     row = measure_model(model, 48, runs=1, warmup=1)
@@ -83,45 +84,16 @@ def test_measure_model_reports_positive_timings():
     assert set(forward_only) == {"forward_ms", "peak_memory_mb"}
 
 
-def test_benchmark_script_writes_one_row_per_variant(tmp_path):
+@pytest.mark.slow
+def test_benchmark_script_writes_one_row_per_variant_and_preset(tmp_path):
+    # One process for the three variants and a preset: each start of the
+    # script costs seconds of TensorFlow import.
     out = tmp_path / "rows.json"
     result = subprocess.run(
         [
             sys.executable,
             os.path.join(REPO, "scripts", "benchmark.py"),
-            "--backbone=resnet18",
-            "--num_classes=5",
-            "--image_size=48",
-            "--no_timing",
-            f"--json_out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(out.read_text())
-    assert [r["model"] for r in rows] == ["psp", "gff", "gff_dfp"]
-    for row in rows:
-        assert {"backbone", "image_size", "params", "flops"} <= set(row)
-        assert row["backbone"] == "resnet18" and row["image_size"] == 48
-        assert "forward_ms" not in row
-    params = [r["params"] for r in rows]
-    flops = [r["flops"] for r in rows]
-    assert params == sorted(params) and flops == sorted(flops)
-    expected = GFFNet(5, backbone="resnet18", fusion="gff", dfp=True)
-    assert rows[2]["params"] == expected.parameter_count()
-    assert "| gff_dfp | resnet18 |" in result.stdout
-
-
-def test_benchmark_script_accepts_presets(tmp_path):
-    out = tmp_path / "rows.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "scripts", "benchmark.py"),
-            "--models=gff_dfp,denseaspp_gff_dfp_densenet121",
+            "--models=psp,gff,gff_dfp,denseaspp_gff_dfp_densenet121",
             "--backbone=resnet18",
             "--num_classes=5",
             "--image_size=32",
@@ -136,12 +108,23 @@ def test_benchmark_script_accepts_presets(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert [(r["model"], r["backbone"]) for r in rows] == [
+        ("psp", "resnet18"),
+        ("gff", "resnet18"),
         ("gff_dfp", "resnet18"),
         ("denseaspp_gff_dfp_densenet121", "densenet121"),
     ]
+    for row in rows:
+        assert {"backbone", "image_size", "params", "flops"} <= set(row)
+        assert row["image_size"] == 32 and row["flops"] > 0
+        assert "forward_ms" not in row
+    params = [r["params"] for r in rows[:3]]
+    flops = [r["flops"] for r in rows[:3]]
+    assert params == sorted(params) and flops == sorted(flops)
+    expected = GFFNet(5, backbone="resnet18", fusion="gff", dfp=True)
+    assert rows[2]["params"] == expected.parameter_count()
     expected = GFFNet.from_preset("denseaspp_gff_dfp_densenet121", 5)
-    assert rows[1]["params"] == expected.parameter_count()
-    assert rows[1]["flops"] > 0
+    assert rows[3]["params"] == expected.parameter_count()
+    assert "| gff_dfp | resnet18 |" in result.stdout
     assert "| denseaspp_gff_dfp_densenet121 | densenet121 |" in result.stdout
 
 

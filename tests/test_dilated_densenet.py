@@ -182,6 +182,7 @@ def test_bad_arguments_and_wrong_weights_raise(tmp_path):
     assert "shape mismatch: conv1_conv" in str(error.value)
 
 
+@pytest.mark.slow
 def test_config_round_trip_and_save(tmp_path):
     backbone = DilatedDenseNet(depth=121, output_stride=16, name="densenet")
     config = backbone.get_config()

@@ -129,6 +129,7 @@ def run_script(name, *flags):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_script_end_to_end(tmp_path, model):
     run = save_run_directory(model, tmp_path / "run")
     stdout = run_script(

@@ -303,6 +303,7 @@ def test_bad_image_bytes_raise_clear_errors(exported):
         serve(image_bytes=tf.constant([1, 2]))
 
 
+@pytest.mark.slow
 def test_export_script_writes_the_next_version(tmp_path):
     model = GFFNet(
         8,
@@ -353,6 +354,7 @@ def test_export_script_writes_the_next_version(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_frozen_export_matches_keras_and_holds_no_variables(tmp_path):
     keras.utils.set_random_seed(1)
     model = small_model()

@@ -68,7 +68,9 @@ VARIANTS = [
     "fusion,dfp", VARIANTS, ids=[f"{f}-dfp{int(d)}" for f, d in VARIANTS]
 )
 def test_every_variant_builds_runs_and_learns(fusion, dfp):
-    model = small_model(fusion=fusion, dfp=dfp)
+    # Output stride 32: the fusions meet four different resolutions, and
+    # an eager step costs a fraction of one at stride 8.
+    model = small_model(fusion=fusion, dfp=dfp, output_stride=32)
     images, labels = fixed_batch()
     logits = model(images, training=False)
     assert logits.shape == (2, 65, 97, NUM_CLASSES)
@@ -85,9 +87,10 @@ def test_every_variant_builds_runs_and_learns(fusion, dfp):
     assert losses[-1] < losses[0], losses
 
 
+@pytest.mark.slow
 def test_compiled_fit_and_predict():
     """The notebook path: compile(optimizer) with no loss, fit, predict."""
-    model = small_model()
+    model = small_model(output_stride=32)
     images, labels = fixed_batch()
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
@@ -255,6 +258,7 @@ def _one_sgd_step(strategy, initial_weights, images, labels):
     return [np.asarray(w) for w in model.weights]
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_single_device():
     """Synchronized BatchNorm: 2 replicas x 2 images == 1 device x 4."""
     devices = tf.config.list_logical_devices("CPU")

@@ -158,6 +158,9 @@ def test_ohem_loss_matches_numpy_sampler(min_kept):
 # --- configs ---------------------------------------------------------------
 
 
+_BUILT_ARGUMENTS = set()
+
+
 @pytest.mark.parametrize("name", experiments.experiment_names())
 def test_every_experiment_resolves_and_builds(name):
     config = experiments.get_experiment(name)
@@ -169,6 +172,12 @@ def test_every_experiment_resolves_and_builds(name):
     # No download in tests: the architecture, not the ImageNet weights.
     config.model.backbone.weights = None
     arguments = config.model.resolved_arguments()
+    # Experiments that differ only in their data build the same model (but
+    # for its classes); a ResNet-101 build costs seconds, so build it once.
+    key = json.dumps(arguments, sort_keys=True, default=str)
+    if key in _BUILT_ARGUMENTS:
+        return
+    _BUILT_ARGUMENTS.add(key)
     model = build_model(config)
     assert model.name == config.model.preset
     backbone = arguments.get("backbone", "resnet101")
@@ -289,6 +298,7 @@ def test_resume_check_accepts_the_same_config_with_tuples(tmp_path):
 # --- the training script and its run directory -----------------------------
 
 
+@pytest.mark.slow
 def test_train_script_leaves_a_complete_run_directory(tmp_path):
     model_dir = str(tmp_path / "run")
     command = [
@@ -351,6 +361,7 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
     assert os.path.isfile(os.path.join(model_dir, "export/2/saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_train_script_errors_are_clear(tmp_path):
     cases = [
         (["--dataset=ade20k"], ["data_dir", "ADEChallengeData2016/images"]),
@@ -375,6 +386,7 @@ def test_train_script_errors_are_clear(tmp_path):
     assert not os.path.exists(tmp_path / "run" / "config.json")
 
 
+@pytest.mark.slow
 def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
     # A separate process: op determinism is process-wide.
     script = f"""
@@ -388,7 +400,8 @@ class Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 config = experiments.get_experiment("synthetic_tiny").replace(
-    **{{"runtime.deterministic": True, "runtime.export": False}})
+    **{{"runtime.deterministic": True, "runtime.export": False,
+        "runtime.eval_every": 4, "runtime.num_visualizations": 0}})
 run_experiment(config, "{tmp_path}/whole")
 try:
     run_experiment(config, "{tmp_path}/killed", callbacks=[Kill()])
@@ -408,6 +421,7 @@ print("DIFF", max(float(np.abs(a - b).max()) for a, b in zip(whole, resumed)))
     assert diff == 0.0
 
 
+@pytest.mark.slow
 def test_two_replicas_equal_one_replica_on_the_same_global_batch(tmp_path):
     # Dropout draws different masks per replica; without it the two runs
     # see the same pixels and, through synchronized BatchNorm and summed
@@ -470,15 +484,17 @@ print("RESULT", json.dumps({{"same_start": same_start, "errors": errors,
     assert np.median(errors) < 1e-4
 
 
+@pytest.mark.slow
 def test_a_few_hundred_synthetic_steps_learn_well_above_chance(tmp_path):
     # The whole loop (pipeline, loss, optimizer, schedule, evaluation)
-    # must learn: 200 steps of a narrow ResNet-18 GFFNet reach mIoU 0.33 on
-    # 8 validation scenes (measured, seed 0; sky, ground and buildings
-    # above 0.6 IoU), against 0.048 for predicting the most frequent class
-    # everywhere. Recorded in docs/benchmarks.md.
+    # must learn: 200 steps of a ResNet-18 GFFNet with narrow heads reach
+    # mIoU 0.29 on 8 validation scenes (measured, seed 0; sky and ground
+    # 0.8 IoU), against 0.048 for predicting the most frequent class
+    # everywhere. Recorded in docs/benchmarks.md. Output stride 32: the
+    # fusion still sees the stride-4 level, and a step costs a seventh of
+    # one at stride 8 on an AVX2-only CPU.
     config = _tiny(
         **{
-            "model.backbone.output_stride": 8,
             "data.batch_size": 4,
             "data.crop_size": 48,
             "data.synthetic_image_size": 64,
@@ -527,6 +543,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_worker_multi_worker_run_ends_with_identical_weights(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     model_dir = str(tmp_path / "run")
