@@ -48,7 +48,11 @@ _NUM_CLASSES = flags.DEFINE_integer("num_classes", 150, "Classes.")
 _IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", 512, "Side of the square input (FLOPs and forward)."
 )
-_OUTPUT_STRIDE = flags.DEFINE_integer("output_stride", 8, "8, 16 or 32.")
+_OUTPUT_STRIDE = flags.DEFINE_integer(
+    "output_stride",
+    None,
+    "8, 16 or 32 (default: 8 for the variants, a preset's own for presets).",
+)
 _NO_TIMING = flags.DEFINE_bool("no_timing", False, "Parameters and FLOPs only.")
 _RUNS = flags.DEFINE_integer("runs", 5, "Timed runs (median reported).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs first.")
@@ -127,16 +131,20 @@ def build_model(settings: dict):
 
     keras.mixed_precision.set_global_policy(settings["mixed_precision"])
     name = settings["model"]
+    output_stride = settings["output_stride"]
     if name in VARIANTS:
         return GFFNet(
             settings["num_classes"],
             backbone=settings["backbone"],
-            output_stride=settings["output_stride"],
+            output_stride=output_stride or 8,
             **VARIANTS[name],
         )
-    return GFFNet.from_preset(
-        name, settings["num_classes"], output_stride=settings["output_stride"]
+    # Presets whose backbone is a configured part (the authors' network)
+    # take no output stride; the others keep theirs unless it is given.
+    overrides = (
+        {} if output_stride is None else {"output_stride": output_stride}
     )
+    return GFFNet.from_preset(name, settings["num_classes"], **overrides)
 
 
 def frozen_forward_row(settings: dict) -> dict:
@@ -163,11 +171,13 @@ def model_row(settings: dict) -> dict:
     backbone = settings["backbone"]
     if name not in VARIANTS:
         backbone = preset_arguments(name)["backbone"]
+        if isinstance(backbone, dict):  # a configured part
+            backbone = backbone["class_name"]
     row = {
         "model": name,
         "backbone": backbone,
         "image_size": size,
-        "output_stride": settings["output_stride"],
+        "output_stride": max(model.backbone.feature_strides.values()),
         "num_classes": settings["num_classes"],
         "params": model.parameter_count(),
     }

@@ -116,6 +116,8 @@ def test_benchmark_script_writes_one_row_per_variant_and_preset(tmp_path):
     for row in rows:
         assert {"backbone", "image_size", "params", "flops"} <= set(row)
         assert row["image_size"] == 32 and row["flops"] > 0
+        # A preset keeps its own output stride unless one is given.
+        assert row["output_stride"] == 8
         assert "forward_ms" not in row
     params = [r["params"] for r in rows[:3]]
     flops = [r["flops"] for r in rows[:3]]
