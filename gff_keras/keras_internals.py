@@ -11,8 +11,6 @@ below, so a Keras upgrade that breaks one fails there first, by name.
 - `Model._distribute_strategy`: the strategy a model was created under.
 - `train_step` / `test_step` logs: reshaped for MultiWorkerMirroredStrategy
   (`multi_worker_logs`).
-- `BackupAndRestore`'s metadata file `training_metadata.json` and its
-  `"epoch"` entry: read to know where a run resumes (`backed_up_epoch`).
 - `Optimizer._learning_rate`: the schedule behind `learning_rate`, read to
   log the rate of a given step (`learning_rate_schedule`).
 - `Optimizer._get_variable_index(variable)`: the position of a variable in
@@ -20,13 +18,8 @@ below, so a Keras upgrade that breaks one fails there first, by name.
   (`variable_index`).
 """
 
-import json
-import os
-
 import keras
 import tensorflow as tf
-
-BACKUP_METADATA_FILE = "training_metadata.json"
 
 
 def model_strategy(model):
@@ -85,18 +78,6 @@ def multi_worker_logs(model, logs):
         ),
         logs,
     )
-
-
-def backed_up_epoch(backup_dir: str) -> int:
-    """The number of epochs `BackupAndRestore` in `backup_dir` completed.
-
-    Returns 0 when there is no backup.
-    """
-    path = os.path.join(backup_dir, BACKUP_METADATA_FILE)
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f)["epoch"])
 
 
 def learning_rate_schedule(optimizer):

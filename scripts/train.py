@@ -20,6 +20,8 @@ continues from the last completed loop of steps.
 
 import math
 import os
+import shlex
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -138,6 +140,7 @@ def main(argv):
             )
             print(f"{name:36s} {target:12s} {config.description}")
         return
+    model_dir = None
     try:
         config = resolve_config()
         model_dir = _MODEL_DIR.value or os.path.join("runs", config.name)
@@ -146,6 +149,16 @@ def main(argv):
     except (KeyError, ValueError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) else error
         raise SystemExit(f"train.py: error: {message}") from None
+    except KeyboardInterrupt:
+        # Nothing is lost before the last backup: one line, not a traceback.
+        command = shlex.join(["python", *sys.argv])
+        where = (
+            f"; resume {model_dir} from its last backup" if model_dir else ""
+        )
+        print(
+            f"\ntrain.py: interrupted{where} with: {command}", file=sys.stderr
+        )
+        raise SystemExit(130) from None
     print_summary(summary)
 
 

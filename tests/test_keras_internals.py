@@ -41,19 +41,6 @@ def test_logs_become_vectors_only_under_multi_worker_mirrored(monkeypatch):
     assert reshaped["per_class"].shape == (2,)
 
 
-def test_backup_and_restore_metadata_names_the_completed_epochs(tmp_path):
-    model = tiny_model()
-    model.compile(optimizer="sgd", loss="mse")
-    assert keras_internals.backed_up_epoch(str(tmp_path)) == 0
-    backup = keras.callbacks.BackupAndRestore(
-        str(tmp_path), delete_checkpoint=False
-    )
-    x, y = np.zeros((4, 4)), np.zeros((4, 2))
-    model.fit(x, y, epochs=3, callbacks=[backup], verbose=0)
-    assert (tmp_path / keras_internals.BACKUP_METADATA_FILE).is_file()
-    assert keras_internals.backed_up_epoch(str(tmp_path)) == 3
-
-
 def test_optimizer_keeps_its_schedule_behind_learning_rate():
     schedule = keras.optimizers.schedules.PolynomialDecay(0.1, 10, 0.0)
     optimizer = keras.optimizers.SGD(schedule)

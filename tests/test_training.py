@@ -4,9 +4,11 @@ distribution (MirroredStrategy and two-process MultiWorkerMirroredStrategy).
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -19,12 +21,16 @@ from gff_keras.data import dataset_info
 from gff_keras.models import load_model
 from gff_keras.training import ExperimentConfig
 from gff_keras.training import OptimizerConfig
+from gff_keras.training import PeriodicEvaluation
 from gff_keras.training import PolyLearningRate
 from gff_keras.training import ScheduleConfig
 from gff_keras.training import SegmentationLoss
 from gff_keras.training import SGDWithWeightDecay
+from gff_keras.training import TrainingBackup
 from gff_keras.training import apply_overrides
+from gff_keras.training import backed_up_epoch
 from gff_keras.training import build_optimizer
+from gff_keras.training import latest_backup
 from gff_keras.training import run_experiment
 from gff_keras.training.experiment_runner import _check_config
 from gff_keras.training.experiment_runner import build_model
@@ -295,6 +301,121 @@ def test_resume_check_accepts_the_same_config_with_tuples(tmp_path):
         _check_config(changed, str(tmp_path))
 
 
+# --- backups and resuming ----------------------------------------------------
+
+
+def _dense_model():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dropout(0.5)(keras.layers.Dense(4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    return model
+
+
+def _fit(model, backup_dir, epochs, restore_from=None):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=epochs,
+        initial_epoch=backed_up_epoch(restore_from),
+        shuffle=False,
+        verbose=0,
+        callbacks=[TrainingBackup(backup_dir, restore_from=restore_from)],
+    )
+
+
+def test_backup_is_one_whole_directory_and_restores_the_training_state(
+    tmp_path,
+):
+    backup_dir = str(tmp_path / "backup")
+    assert latest_backup(backup_dir) is None
+    trained = _dense_model()
+    _fit(trained, backup_dir, epochs=3)
+    # Two steps per epoch; only the newest backup is kept, without copies.
+    assert os.listdir(backup_dir) == ["step-000000006"]
+    backup = latest_backup(backup_dir)
+    assert backup == os.path.join(backup_dir, "step-000000006")
+    assert sorted(os.listdir(backup)) == ["model.weights.h5", "state.json"]
+    assert backed_up_epoch(backup) == 3
+
+    resumed = _dense_model()
+    _fit(resumed, backup_dir, epochs=3, restore_from=backup)  # nothing left
+    assert int(resumed.optimizer.iterations.numpy()) == 6
+    for a, b in zip(trained.variables, resumed.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("damage", ["truncated_weights", "empty_state"])
+def test_an_unreadable_backup_is_set_aside_with_a_warning(tmp_path, damage):
+    backup_dir = tmp_path / "backup"
+    _fit(_dense_model(), str(backup_dir), epochs=1)
+    older = backup_dir / "step-000000002"
+    newer = backup_dir / "step-000000004"
+    newer.mkdir()
+    for name in ("model.weights.h5", "state.json"):
+        (newer / name).write_bytes((older / name).read_bytes())
+    if damage == "truncated_weights":
+        data = (newer / "model.weights.h5").read_bytes()
+        (newer / "model.weights.h5").write_bytes(data[: len(data) // 2])
+    else:
+        (newer / "state.json").write_text("")
+    # What a kill during a backup leaves behind is not a backup.
+    (backup_dir / ".partial-123").mkdir()
+    (backup_dir / ".partial-123" / "model.weights.h5").write_bytes(b"\x89HDF")
+
+    with pytest.warns(UserWarning, match=f"Backup {newer} is unreadable"):
+        assert latest_backup(str(backup_dir)) == str(older)
+    assert sorted(os.listdir(backup_dir)) == [
+        "step-000000002",
+        "unreadable-step-000000004",
+    ]
+
+
+def test_an_evaluation_interrupted_by_a_kill_runs_when_training_resumes(
+    tmp_path,
+):
+    metrics_file = tmp_path / "metrics.json"
+    metrics_file.write_text(
+        json.dumps({"evaluations": [{"step": 2, "mean_iou": 0.5}]})
+    )
+    calls = []
+
+    def evaluate(model):
+        calls.append(model)
+        return {
+            "mean_iou": 0.6,
+            "pixel_accuracy": 0.9,
+            "mean_accuracy": 0.7,
+            "per_class_iou": [0.6, 0.6],
+        }
+
+    def callback(initial_step):
+        evaluation = PeriodicEvaluation(
+            evaluate,
+            steps_per_loop=2,
+            eval_every=4,
+            total_steps=8,
+            metrics_file=str(metrics_file),
+            initial_step=initial_step,
+        )
+        evaluation.set_model(_dense_model())
+        return evaluation
+
+    # Killed while evaluating step 4: its backup exists, its entry not.
+    callback(initial_step=4).on_train_begin()
+    with open(metrics_file) as f:
+        steps = [e["step"] for e in json.load(f)["evaluations"]]
+    assert steps == [2, 4] and len(calls) == 1
+    # Resuming at a step that was evaluated, or one that is not due,
+    # evaluates nothing before training.
+    callback(initial_step=4).on_train_begin()
+    callback(initial_step=6).on_train_begin()
+    assert len(calls) == 1
+
+
 # --- the training script and its run directory -----------------------------
 
 
@@ -316,7 +437,7 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
         "metrics.json",
         "checkpoints/best.keras",
         "checkpoints/latest.keras",
-        "backup/latest.weights.h5",
+        "backup/step-000000004/model.weights.h5",
         "export/1/saved_model.pb",
         "visualizations/validation_000_prediction.png",
         "visualizations/validation_000_gates.png",
@@ -384,6 +505,31 @@ def test_train_script_errors_are_clear(tmp_path):
         assert "Traceback" not in result.stderr, args
     # A failed start leaves no config behind to block the next attempt.
     assert not os.path.exists(tmp_path / "run" / "config.json")
+
+
+def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path):
+    model_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, TRAIN, "--experiment=synthetic_tiny",
+         f"--model_dir={model_dir}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+        cwd=REPO,
+    )  # fmt: skip
+    # The config is written once the data is found, just before training.
+    deadline = time.monotonic() + 300
+    while not (model_dir / "config.json").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: interrupted; resume"), last
+    assert f"--model_dir={model_dir}" in last
 
 
 @pytest.mark.slow

@@ -28,6 +28,9 @@ from gff_keras.training.periodic_evaluation import PeriodicEvaluation
 from gff_keras.training.poly_learning_rate import PolyLearningRate
 from gff_keras.training.sgd_with_weight_decay import SGDWithWeightDecay
 from gff_keras.training.strategies import create_strategy
+from gff_keras.training.training_backup import TrainingBackup
+from gff_keras.training.training_backup import backed_up_epoch
+from gff_keras.training.training_backup import latest_backup
 from gff_keras.training.training_monitor import TrainingMonitor
 
 __all__ = [
@@ -42,9 +45,12 @@ __all__ = [
     "SGDWithWeightDecay",
     "ScheduleConfig",
     "SegmentationLoss",
+    "TrainingBackup",
     "TrainingMonitor",
     "apply_overrides",
+    "backed_up_epoch",
     "build_optimizer",
     "create_strategy",
+    "latest_backup",
     "run_experiment",
 ]

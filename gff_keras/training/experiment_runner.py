@@ -5,7 +5,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gff_keras import keras_internals
 from gff_keras.data.datasets import build_dataset
 from gff_keras.data.pipeline import denormalize_images
 from gff_keras.data.registry import dataset_info
@@ -20,15 +19,11 @@ from gff_keras.training.periodic_evaluation import PeriodicEvaluation
 from gff_keras.training.strategies import create_strategy
 from gff_keras.training.strategies import is_chief
 from gff_keras.training.training_backup import TrainingBackup
+from gff_keras.training.training_backup import backed_up_epoch
+from gff_keras.training.training_backup import latest_backup
 from gff_keras.training.training_monitor import TrainingMonitor
 from gff_keras.visualization.gate_figures import write_gate_figures
 from gff_keras.visualization.panels import write_prediction_panels
-
-
-def backed_up_step(model_dir: str, steps_per_loop: int) -> int:
-    """The step a run directory's resume backup reached (0 if none)."""
-    backup_dir = os.path.join(model_dir, run_directory.BACKUP_DIR)
-    return keras_internals.backed_up_epoch(backup_dir) * steps_per_loop
 
 
 def _check_config(config, model_dir):
@@ -247,7 +242,10 @@ def run_experiment(
     if chief:
         _check_config(config, model_dir)
     info = dataset_info(config.data.dataset)
-    initial_step = backed_up_step(run_dir, runtime.steps_per_loop)
+    backup_dir = os.path.join(run_dir, run_directory.BACKUP_DIR)
+    backup = latest_backup(backup_dir)
+    initial_epoch = backed_up_epoch(backup)
+    initial_step = initial_epoch * runtime.steps_per_loop
     total_steps = config.schedule.steps
     if initial_step >= total_steps and chief:
         print(
@@ -304,15 +302,12 @@ def run_experiment(
             os.path.join(model_dir, run_directory.BEST_MODEL) if chief else None
         ),
         log_dir=log_dir,
+        initial_step=initial_step,
     )
     fit_callbacks = [
-        TrainingBackup(
-            os.path.join(run_dir, run_directory.BACKUP_DIR),
-            double_checkpoint=True,
-            # Kept after the last step, so re-running a finished run does
-            # not start over.
-            delete_checkpoint=False,
-        ),
+        # Kept after the last step, so re-running a finished run does not
+        # start over.
+        TrainingBackup(backup_dir, restore_from=backup),
         monitor,
     ]
     if chief:
@@ -326,6 +321,7 @@ def run_experiment(
     model.fit(
         train,
         epochs=total_steps // runtime.steps_per_loop,
+        initial_epoch=initial_epoch,
         steps_per_epoch=runtime.steps_per_loop,
         callbacks=fit_callbacks,
         # The stream is shuffled by build_dataset (fit cannot shuffle it).

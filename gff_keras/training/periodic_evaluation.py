@@ -30,6 +30,9 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         metrics_file: JSON path, or `None` to keep results in memory only.
         best_model_file: `.keras` path, or `None` to save nothing.
         log_dir: TensorBoard directory, or `None`.
+        initial_step: int, the step a resumed run restarts from. If an
+            evaluation was due there and is missing (the run was killed
+            while evaluating), it runs when training begins.
 
     Example:
 
@@ -48,9 +51,11 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         metrics_file=None,
         best_model_file=None,
         log_dir=None,
+        initial_step=0,
     ):
         super().__init__()
         self.evaluate_fn = evaluate_fn
+        self.initial_step = initial_step
         self.steps_per_loop = steps_per_loop
         self.eval_every = eval_every
         self.total_steps = total_steps
@@ -70,11 +75,22 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         scored = [e for e in self.evaluations if e["mean_iou"] is not None]
         return max(scored, key=lambda e: e["mean_iou"], default=None)
 
+    def _due(self, step):
+        return step % self.eval_every == 0 or step == self.total_steps
+
+    def on_train_begin(self, logs=None):
+        # The backup of a step is written before its evaluation, so a run
+        # killed while evaluating resumes after it: evaluate it now, with
+        # the restored weights, before training on.
+        step = self.initial_step
+        done = {e["step"] for e in self.evaluations}
+        if step and self._due(step) and step not in done:
+            self.evaluate(step)
+
     def on_epoch_end(self, epoch, logs=None):
         step = (epoch + 1) * self.steps_per_loop
-        if step % self.eval_every and step != self.total_steps:
-            return
-        self.evaluate(step, logs)
+        if self._due(step):
+            self.evaluate(step, logs)
 
     def evaluate(self, step, logs=None):
         """Evaluates now, as at `step`; returns the recorded entry."""
