@@ -25,7 +25,7 @@ from gff_keras.benchmarks.machine import machine_description
 from gff_keras.data import SyntheticScenes
 from gff_keras.data import dataset_info
 from gff_keras.data.pipeline import normalize_images
-from gff_keras.models.run_directory import FINAL_MODEL
+from gff_keras.models.run_directory import LATEST_MODEL
 from gff_keras.training.experiment_config import ExperimentConfig
 
 # The fusions with gates, whose gate statistics the study records.
@@ -308,7 +308,7 @@ def run_ablation(
             )
             if VARIANTS[variant][0] in GATED_FUSIONS:
                 model = keras.saving.load_model(
-                    os.path.join(run_dir, FINAL_MODEL)
+                    os.path.join(run_dir, LATEST_MODEL)
                 )
                 sizes = BUDGETS[budget]
                 gate_stats.setdefault(variant, []).append(

@@ -82,7 +82,7 @@ def coco_stuff164k_gffnet_resnet101():
 
 # Cityscapes val: Table 1 (fusion methods), Table 2 (+DFP, +MS), Table 4
 # (ResNet-18). The paper initializes the Table 1 fusion ablations from its
-# trained PSPNet: set model.init_from to that run's model.keras.
+# trained PSPNet: set model.init_from to that run's checkpoints/latest.keras.
 _CITYSCAPES = {
     "cityscapes_pspnet_resnet101": ("Tables 1-3", 78.6, "resnet101", "none"),
     "cityscapes_concat_resnet101": ("Table 1", 78.8, "resnet101", "concat"),

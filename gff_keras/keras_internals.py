@@ -16,7 +16,12 @@ below, so a Keras upgrade that breaks one fails there first, by name.
 - `Optimizer._get_variable_index(variable)`: the position of a variable in
   the optimizer's lists, used for per-variable weight decay
   (`variable_index`).
+- `Model.optimizer` and `Model.compiled`: set aside while a model is saved
+  for inference, so the `.keras` file holds neither the optimizer's slots
+  nor a compile config (`optimizer_set_aside`).
 """
+
+import contextlib
 
 import keras
 import tensorflow as tf
@@ -93,3 +98,21 @@ def learning_rate_schedule(optimizer):
 def variable_index(optimizer, variable) -> int:
     """The index of `variable` in the lists `optimizer.build` received."""
     return optimizer._get_variable_index(variable)
+
+
+@contextlib.contextmanager
+def optimizer_set_aside(model):
+    """Makes `model.save` write the model without its optimizer.
+
+    Keras 3 saves a compiled model's optimizer variables (SGD momentum
+    doubles the file) and compile config with no switch to leave them out.
+    Checkpoints meant for inference and fine-tuning from new optimizer
+    state do not need them; hiding both for the duration of the save
+    halves the file, and the file then loads uncompiled.
+    """
+    optimizer, compiled = model.optimizer, model.compiled
+    model.optimizer, model.compiled = None, False
+    try:
+        yield model
+    finally:
+        model.optimizer, model.compiled = optimizer, compiled

@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import inference_flags  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from cli_errors import fail  # noqa: E402
 
 from gff_keras.export import export_saved_model  # noqa: E402
 from gff_keras.models import load_model  # noqa: E402
@@ -50,13 +51,18 @@ def main(argv):
             else (os.path.dirname(model_dir))
         )
         export_dir = os.path.join(run_dir, "export")
-    path = export_saved_model(
-        load_model(model_dir),
-        export_dir,
-        **inference_flags.inference_options(),
-        version=_VERSION.value,
-        freeze=_FREEZE.value,
-    )
+    try:
+        model = load_model(model_dir)
+        path = export_saved_model(
+            model,
+            export_dir,
+            **inference_flags.inference_options(),
+            version=_VERSION.value,
+            freeze=_FREEZE.value,
+        )
+    except (OSError, ValueError) as error:
+        # The messages name the model file, the version or the option.
+        fail(error)
     print(f"exported SavedModel to {path}")
 
 

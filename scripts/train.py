@@ -5,7 +5,7 @@ Usage:
         --data_dir=/data/ADEChallengeData2016
     python scripts/train.py --experiment=cityscapes_gff_resnet101 \
         --data_dir=/data/cityscapes \
-        --override model.init_from=runs/psp/model.keras
+        --override model.init_from=runs/psp/checkpoints/latest.keras
     python scripts/train.py --dataset=synthetic   # CPU demo, no download
     python scripts/train.py --list_experiments
 
@@ -15,7 +15,13 @@ Usage:
 `--backbone` and `--data_dir` are shortcuts for config fields; `--override
 section.field=value` (repeatable) changes any other field and rejects
 unknown keys. Re-running the same command with the same `--model_dir`
-continues from the last completed loop of steps.
+continues from the last completed loop of steps, whenever the run was
+killed. Before a new run's first step every image and label of its splits
+is read once (`--nocheck_data` skips that); bad files stop the run with
+their list unless `--override data.skip_bad_examples=true`.
+
+Errors a user can cause are one line naming the flag, key or file;
+`--debug` shows the traceback instead.
 """
 
 import math
@@ -28,9 +34,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
+from cli_errors import fail  # noqa: E402
 
 import experiments  # noqa: E402
+from gff_keras.models import run_directory  # noqa: E402
 from gff_keras.training import apply_overrides  # noqa: E402
+from gff_keras.training import backed_up_epoch  # noqa: E402
+from gff_keras.training import latest_backup  # noqa: E402
 from gff_keras.training import run_experiment  # noqa: E402
 
 _DATASET = flags.DEFINE_string(
@@ -64,6 +74,15 @@ _OVERRIDE = flags.DEFINE_multi_string(
 _LIST = flags.DEFINE_bool(
     "list_experiments", False, "Print the registered experiments and exit."
 )
+_CHECK_DATA = flags.DEFINE_bool(
+    "check_data",
+    None,
+    "Read every image and label of the run's splits before its first step "
+    "and stop on bad files (default: on; sets data.check).",
+)
+_DEBUG = flags.DEFINE_bool(
+    "debug", False, "Show the traceback of an error instead of one line."
+)
 
 
 def resolve_config():
@@ -92,9 +111,24 @@ def resolve_config():
         "data.batch_size": _BATCH_SIZE.value,
         "data.crop_size": _CROP_SIZE.value,
         "model.backbone.name": _BACKBONE.value,
+        "data.check": _CHECK_DATA.value,
     }
     overrides += [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
     return apply_overrides(config, overrides + _OVERRIDE.value)
+
+
+def describe(config):
+    """What the run trains, from the resolved config (not the preset's
+    description, which overrides may have changed)."""
+    arguments = config.model.resolved_arguments()
+    backbone = arguments.get("backbone")
+    if isinstance(backbone, dict):
+        backbone = backbone.get("class_name")
+    return (
+        f"experiment {config.name}: {config.model.preset} with backbone "
+        f"{backbone} on {config.data.dataset}, {config.schedule.steps} steps "
+        f"of {config.data.batch_size} {config.data.crop_size}px crops"
+    )
 
 
 def print_summary(summary):
@@ -104,15 +138,21 @@ def print_summary(summary):
             f"writes {summary['model_dir']}"
         )
         return
-    final = summary["final"]
-    print(f"\nvalidation at step {final['step']}:")
-    for name, iou in final["per_class_iou"].items():
+    reported, final = summary["reported"], summary["final"]
+    print(f"\nvalidation at step {reported['step']}:")
+    for name, iou in reported["per_class_iou"].items():
         print(f"  {name:20s} {'  n/a' if iou is None else f'{iou:6.3f}'}")
+    if reported["step"] == final["step"]:
+        which = "the last step's model, exported"
+    else:
+        which = (
+            "the best model, exported; the last step, "
+            f"{final['step']}, gave mIoU {final['mean_iou']:.3f}"
+        )
     print(
-        f"mIoU {final['mean_iou']:.3f}, pixel accuracy "
-        f"{final['pixel_accuracy']:.3f} (best mIoU "
-        f"{summary['best']['mean_iou']:.3f} at step "
-        f"{summary['best']['step']})"
+        f"mIoU {reported['mean_iou']:.3f}, pixel accuracy "
+        f"{reported['pixel_accuracy']:.3f} at step {reported['step']} "
+        f"({which})"
     )
     if summary.get("images_per_second"):
         print(f"training speed: {summary['images_per_second']:.1f} images/s")
@@ -140,26 +180,33 @@ def main(argv):
             )
             print(f"{name:36s} {target:12s} {config.description}")
         return
-    model_dir = None
+    config = model_dir = None
     try:
         config = resolve_config()
         model_dir = _MODEL_DIR.value or os.path.join("runs", config.name)
-        print(f"experiment {config.name}: {config.description}")
+        print(describe(config))
         summary = run_experiment(config, model_dir)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        message = error.args[0] if isinstance(error, KeyError) else error
-        raise SystemExit(f"train.py: error: {message}") from None
+    except (KeyError, ValueError, OSError) as error:
+        if _DEBUG.value:
+            raise
+        fail(error.args[0] if isinstance(error, KeyError) else error)
     except KeyboardInterrupt:
+        if _DEBUG.value:
+            raise
         # Nothing is lost before the last backup: one line, not a traceback.
-        command = shlex.join(["python", *sys.argv])
-        where = (
-            f"; resume {model_dir} from its last backup" if model_dir else ""
-        )
-        print(
-            f"\ntrain.py: interrupted{where} with: {command}", file=sys.stderr
-        )
+        print(f"\ntrain.py: {interrupted(config, model_dir)}", file=sys.stderr)
         raise SystemExit(130) from None
     print_summary(summary)
+
+
+def interrupted(config, model_dir):
+    """Where an interrupted run stopped and the command that resumes it."""
+    command = shlex.join(["python", *sys.argv])
+    if model_dir is None:
+        return "interrupted before the run began."
+    backup = latest_backup(os.path.join(model_dir, run_directory.BACKUP_DIR))
+    step = backed_up_epoch(backup) * config.runtime.steps_per_loop
+    return f"interrupted; {model_dir} resumes from step {step} with: {command}"
 
 
 if __name__ == "__main__":

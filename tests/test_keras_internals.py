@@ -58,3 +58,27 @@ def test_optimizer_indexes_variables_in_build_order():
     assert [
         keras_internals.variable_index(optimizer, v) for v in variables
     ] == [0, 1]
+
+
+def test_a_model_saved_with_its_optimizer_set_aside_has_no_optimizer_state(
+    tmp_path,
+):
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
+    model.fit(np.ones((2, 4)), np.ones((2, 2)), verbose=0)
+    with keras_internals.optimizer_set_aside(model):
+        model.save(tmp_path / "inference.keras")
+    model.save(tmp_path / "full.keras")
+    # Training goes on with the same optimizer and its state.
+    iterations = int(model.optimizer.iterations)
+    model.fit(np.ones((2, 4)), np.ones((2, 2)), verbose=0)
+    assert model.compiled and int(model.optimizer.iterations) == iterations + 1
+
+    loaded = keras.models.load_model(tmp_path / "inference.keras")
+    assert not loaded.compiled
+    np.testing.assert_array_equal(
+        loaded.layers[-1].kernel.numpy(),
+        keras.models.load_model(tmp_path / "full.keras").layers[-1].kernel,
+    )
+    full_size = (tmp_path / "full.keras").stat().st_size
+    assert (tmp_path / "inference.keras").stat().st_size < full_size

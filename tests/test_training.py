@@ -7,7 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ import experiments
 from gff_keras.data import build_dataset
 from gff_keras.data import dataset_info
 from gff_keras.models import load_model
+from gff_keras.models.run_directory import save_model
 from gff_keras.training import ExperimentConfig
 from gff_keras.training import OptimizerConfig
 from gff_keras.training import PeriodicEvaluation
@@ -32,6 +35,8 @@ from gff_keras.training import latest_backup
 from gff_keras.training import run_experiment
 from gff_keras.training.experiment_runner import _check_config
 from gff_keras.training.experiment_runner import build_model
+from gff_keras.training.training_backup import finish_backup
+from gff_keras.training.training_backup import is_finished_backup
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
@@ -346,6 +351,34 @@ def test_backup_is_one_whole_directory_and_restores_the_training_state(
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_a_finished_backup_keeps_the_final_model_without_a_second_copy(
+    tmp_path,
+):
+    backup_dir = str(tmp_path / "backup")
+    trained = _dense_model()
+    _fit(trained, backup_dir, epochs=2)
+    latest = tmp_path / "checkpoints" / "latest.keras"
+    save_model(trained, str(latest))
+    finish_backup(backup_dir, str(latest))
+    assert os.listdir(backup_dir) == ["step-000000004-finished"]
+    held = tmp_path / "backup" / "step-000000004-finished" / "model.keras"
+    assert os.path.samefile(held, latest)  # a hard link, not a copy
+    backup = latest_backup(backup_dir)
+    assert is_finished_backup(backup) and backed_up_epoch(backup) == 2
+
+    # Deleting latest.keras loses nothing; a re-run restores the weights.
+    latest.unlink()
+    restored = _dense_model()
+    _fit(restored, backup_dir, epochs=2, restore_from=backup)
+    for a, b in zip(trained.weights, restored.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # A damaged final model is an error, never a silent restart.
+    held.write_bytes(held.read_bytes()[:100])
+    with pytest.raises(ValueError, match="finished run whose final model"):
+        latest_backup(backup_dir)
+
+
 @pytest.mark.parametrize("damage", ["truncated_weights", "empty_state"])
 def test_an_unreadable_backup_is_set_aside_with_a_warning(tmp_path, damage):
     backup_dir = tmp_path / "backup"
@@ -431,17 +464,30 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
     assert "mIoU" in result.stdout
     names = (
         "config.json",
-        "model.keras",
         "metrics.json",
         "checkpoints/best.keras",
         "checkpoints/latest.keras",
-        "backup/step-000000004/model.weights.h5",
+        # The finished run's backup names latest.keras instead of holding
+        # a second copy of the weights.
+        "backup/step-000000004-finished/state.json",
         "export/1/saved_model.pb",
         "visualizations/validation_000_prediction.png",
         "visualizations/validation_000_gates.png",
     )
     for name in names:
         assert os.path.isfile(os.path.join(model_dir, name)), name
+    assert os.listdir(os.path.join(model_dir, "backup")) == [
+        "step-000000004-finished"
+    ]
+    assert not os.path.exists(os.path.join(model_dir, "model.keras"))
+    # Checkpoints hold no optimizer state: they are the weights alone.
+    for name in ("best", "latest"):
+        with zipfile.ZipFile(
+            os.path.join(model_dir, "checkpoints", f"{name}.keras")
+        ) as archive:
+            with archive.open("model.weights.h5") as weights_file:
+                with h5py.File(weights_file) as weights:
+                    assert "optimizer" not in weights
     with open(os.path.join(model_dir, "config.json")) as f:
         config = ExperimentConfig.from_dict(json.load(f))
     assert config.name == "synthetic_tiny"
@@ -471,13 +517,23 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
     )
     assert outputs["predictions"].shape == (1, 37, 29)
 
-    # Re-running the finished command trains nothing more and says so.
+    # The run reports the model it exported: its best evaluation's.
+    best = metrics["best"]
+    assert (
+        f"mIoU {best['mean_iou']:.3f}, pixel accuracy "
+        f"{best['pixel_accuracy']:.3f} at step {best['step']}"
+    ) in result.stdout
+
+    # Re-running the finished command trains, evaluates and exports nothing
+    # more, and says so.
     again = _run(command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "has finished all 4 steps" in again.stdout
     with open(os.path.join(model_dir, "metrics.json")) as f:
-        assert json.load(f)["summary"]["initial_step"] == 4
-    assert os.path.isfile(os.path.join(model_dir, "export/2/saved_model.pb"))
+        rerun = json.load(f)
+    assert rerun["summary"]["initial_step"] == 4
+    assert rerun["evaluations"] == metrics["evaluations"]
+    assert os.listdir(os.path.join(model_dir, "export")) == ["1"]
 
 
 @pytest.mark.slow
@@ -505,6 +561,112 @@ def test_train_script_errors_are_clear(tmp_path):
     assert not os.path.exists(tmp_path / "run" / "config.json")
 
 
+@pytest.mark.slow
+def test_train_script_checks_every_file_before_the_first_step(tmp_path):
+    from tests.test_data_check import build_bad_tree
+    from tests.test_data_check import expected_bad
+
+    data_dir, _ = build_bad_tree(str(tmp_path))
+    model_dir = tmp_path / "run"
+    command = [
+        TRAIN,
+        "--dataset=ade20k",
+        f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}",
+        "--backbone=resnet18",
+        "--steps=2",
+        "--batch_size=2",
+        "--crop_size=32",
+        "--override=model.backbone.weights=none",
+        "--override=model.backbone.output_stride=32",
+        "--override=runtime.export=false",
+    ]
+    result = _run(command)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    bad = expected_bad(data_dir)
+    assert f"{len(bad)} bad examples in ade20k" in result.stderr
+    for example in bad:
+        assert f"{example.image}: {example.reason}" in result.stderr
+    assert "data.skip_bad_examples=true" in result.stderr
+    # Stopped before step 1, with the list in the run directory.
+    assert not (model_dir / "backup").exists()
+    with open(model_dir / "bad_examples.json") as f:
+        assert len(json.load(f)["bad_examples"]) == len(bad)
+
+    # Told to, it trains and evaluates on the good files only: the
+    # pipeline never opens a listed file (it would warn that it skips it).
+    result = _run([*command, "--override=data.skip_bad_examples=true"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipping bad example" not in result.stdout + result.stderr
+    assert f"leaving out the {len(bad)} bad examples" in result.stdout
+    with open(model_dir / "metrics.json") as f:
+        assert [e["step"] for e in json.load(f)["evaluations"]] == [2]
+
+
+@pytest.mark.slow
+def test_offline_imagenet_weights_are_one_line_naming_the_file(tmp_path):
+    # An empty Keras cache and a proxy that refuses every connection: what
+    # a GPU cluster without internet does to the download.
+    from test_data import ade20k_fixture
+
+    data_dir, _ = ade20k_fixture(str(tmp_path), np.random.default_rng(0))
+    refused = "http://127.0.0.1:9"
+    result = _run(
+        [
+            TRAIN,
+            "--dataset=ade20k",
+            f"--data_dir={data_dir}",
+            "--backbone=resnet50",
+            f"--model_dir={tmp_path}/run",
+        ],
+        env={
+            "KERAS_HOME": str(tmp_path / "keras"),
+            "https_proxy": refused,
+            "HTTPS_PROXY": refused,
+            "no_proxy": "",
+        },
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    # The banner describes the model trained, not the preset's default.
+    assert "with backbone resnet50 on ade20k" in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: Cannot download"), last
+    for text in (
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "--override model.backbone.weights=",
+        str(tmp_path / "keras" / "models"),
+    ):
+        assert text in last, (text, last)
+
+
+@pytest.mark.slow
+def test_export_script_errors_are_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    model = keras.Sequential(
+        [keras.Input((None, None, 3)), keras.layers.Dense(2)]
+    )
+    (run_dir / "checkpoints").mkdir(parents=True)
+    model.save(run_dir / "checkpoints" / "best.keras")
+    (run_dir / "export" / "1").mkdir(parents=True)
+    (tmp_path / "notes.keras").write_text("not a model")
+    export = os.path.join(REPO, "scripts", "export.py")
+    cases = [
+        (f"--model_dir={tmp_path}/missing", f"{tmp_path}/missing"),
+        (f"--model_dir={tmp_path}/notes.keras", f"{tmp_path}/notes.keras"),
+        (f"--model_dir={run_dir}", f"{run_dir}/export/1 exists"),
+    ]
+    for flag, culprit in cases:
+        extra = ["--version=1"] if flag.endswith("run") else []
+        result = _run([export, flag, *extra], timeout=120)
+        assert result.returncode == 2, (flag, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, flag
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("export.py: error:") and culprit in last, last
+
+
 def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path):
     # Ctrl-C raises KeyboardInterrupt wherever training is; raising it from
     # run_experiment is deterministic, where timing a real SIGINT is not.
@@ -517,6 +679,7 @@ def interrupted(*args, **kwargs):
     raise KeyboardInterrupt
 
 gff_keras.training.run_experiment = interrupted
+sys.path.insert(0, "{os.path.dirname(TRAIN)}")
 sys.argv = ["scripts/train.py", "--experiment=synthetic_tiny",
             "--model_dir={model_dir}"]
 runpy.run_path("{TRAIN}", run_name="__main__")
@@ -525,8 +688,87 @@ runpy.run_path("{TRAIN}", run_name="__main__")
     assert result.returncode == 130, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("train.py: interrupted; resume"), last
+    assert last.startswith(
+        f"train.py: interrupted; {model_dir} resumes from step 0 with: python"
+    ), last
     assert f"--model_dir={model_dir}" in last
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_finishes_on_rerun(tmp_path):
+    # One run of 6 steps (loops of 2, evaluations at 2, 4 and 6) killed
+    # with SIGKILL at six moments in turn, each rerun of the same command
+    # resuming the previous one: while its first backup is written, in
+    # the middle of a loop, while a later backup is written, while an
+    # evaluation runs, while the last evaluation runs, while the
+    # SavedModel is written.
+    from tests.kill_at import weights_checksum
+
+    model_dir = tmp_path / "run"
+    step_log = tmp_path / "steps.log"
+    flags = [
+        "--experiment=synthetic_tiny",
+        f"--model_dir={model_dir}",
+        "--steps=6",
+        "--override=runtime.steps_per_loop=2",
+        "--override=runtime.eval_every=2",
+    ]
+    kill_at = os.path.join(REPO, "tests", "kill_at.py")
+
+    def logged():
+        rows = [line.split() for line in step_log.read_text().splitlines()]
+        return [int(step) for step, _ in rows], [float(c) for _, c in rows]
+
+    # (moment, step the process resumes from, step it is killed at); the
+    # N-th backup or evaluation counts from the process's start.
+    kills = [
+        ("backup=1", 0, 2),
+        ("step=3", 0, 3),
+        ("backup=1", 2, 4),
+        ("evaluation=1", 2, 4),
+        ("evaluation=2", 4, 6),  # step 4's evaluation runs again first
+        ("export", 6, 6),
+    ]
+    for moment, resumed_from, killed_at in kills:
+        result = _run([kill_at, moment, str(step_log), *flags])
+        assert result.returncode == -9, (moment, result.stderr[-3000:])
+        if resumed_from == 6:
+            assert "has finished all 6 steps" in result.stdout, moment
+        elif resumed_from:
+            assert f"from step {resumed_from} of 6" in result.stdout, moment
+        assert logged()[0][-1] == killed_at, (moment, logged()[0])
+    result = _run([kill_at, "none", str(step_log), *flags])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "has finished all 6 steps" in result.stdout
+
+    # Each kill costs at most the loop it fell in: steps 1-2 twice (the
+    # first backup), 3 twice (mid-loop), 3-4 again (a later backup).
+    steps, checksums = logged()
+    assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
+    assert len(steps) == 6 + 2 + 1 + 2
+    with open(model_dir / "metrics.json") as f:
+        metrics = json.load(f)
+    assert [e["step"] for e in metrics["evaluations"]] == [2, 4, 6]
+    assert metrics["summary"]["steps"] == 6
+    assert os.listdir(model_dir / "backup") == ["step-000000006-finished"]
+    assert os.listdir(model_dir / "export") == ["1"]
+    served = tf.saved_model.load(str(model_dir / "export" / "1"))
+    outputs = served.signatures["serving_default"](
+        inputs=tf.zeros((1, 8, 8, 3), tf.uint8)
+    )
+    assert outputs["predictions"].shape == (1, 8, 8)
+    # latest.keras holds the weights of step 6, though no process wrote it
+    # at the end of a loop after step 6 was trained.
+    latest = load_model(str(model_dir / "checkpoints" / "latest.keras"))
+    assert weights_checksum(latest) == pytest.approx(checksums[-1], rel=1e-12)
+    load_model(str(model_dir / "checkpoints" / "best.keras"))
+    leftovers = [
+        os.path.join(folder, name)
+        for folder, folders, files in os.walk(model_dir)
+        for name in folders + files
+        if name.startswith((".partial-", "tmp-", "unreadable-"))
+    ]
+    assert not leftovers
 
 
 @pytest.mark.slow
@@ -535,6 +777,7 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
     script = f"""
 import keras, numpy as np, experiments
 from gff_keras.models import load_model
+from gff_keras.models.run_directory import save_model
 from gff_keras.training import run_experiment
 
 class Kill(keras.callbacks.Callback):
@@ -579,6 +822,7 @@ def test_two_replicas_equal_one_replica_on_the_same_global_batch(tmp_path):
     script = f"""
 import json, keras, numpy as np, tensorflow as tf, experiments
 from gff_keras.models import load_model
+from gff_keras.models.run_directory import save_model
 from gff_keras.training import run_experiment
 
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -728,8 +972,12 @@ def test_two_worker_multi_worker_run_ends_with_identical_weights(tmp_path):
         log.seek(0)
         assert process.returncode == 0, log.read()[-3000:]
         log.close()
-    chief = load_model(model_dir).get_weights()
-    other = load_model(os.path.join(model_dir, "workers", "1")).get_weights()
+    # Each worker keeps its final weights (only the chief keeps the best).
+    latest = os.path.join("checkpoints", "latest.keras")
+    chief = load_model(os.path.join(model_dir, latest)).get_weights()
+    other = load_model(
+        os.path.join(model_dir, "workers", "1", latest)
+    ).get_weights()
     for a, b in zip(chief, other):
         np.testing.assert_array_equal(a, b)
     # Only the chief writes the run's config, metrics and checkpoints.

@@ -1,6 +1,7 @@
 """Copies ImageNet weights from `keras.applications` into a backbone."""
 
 import os
+import re
 
 import keras
 
@@ -51,7 +52,13 @@ def _reference_model(backbone, source) -> keras.Model:
                 "the same depth instead."
             )
         constructor = getattr(keras.applications, application)
-        return constructor(include_top=False, weights="imagenet")
+        try:
+            return constructor(include_top=False, weights="imagenet")
+        except Exception as error:
+            # keras.utils.get_file raises a bare Exception when offline.
+            if "URL fetch failure" not in str(error):
+                raise
+            raise _offline_error(application, str(error)) from None
     if not os.path.isfile(source):
         raise FileNotFoundError(f"Weight file not found: {source}")
     if not source.endswith(".h5"):
@@ -84,6 +91,21 @@ def _reference_model(backbone, source) -> keras.Model:
     )
 
 
+def _offline_error(application, message):
+    found = re.search(r"URL fetch failure on (\S+): (.*)", message)
+    url, reason = found.groups() if found else ("", message)
+    file_name = url.rsplit("/", 1)[-1] or "its weight file"
+    cache = os.path.join(
+        os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models"
+    )
+    return ConnectionError(
+        f"Cannot download the ImageNet weights of {application} ({reason}). "
+        f"Offline, fetch {url} on a machine with internet and either pass "
+        f"--override model.backbone.weights=/path/to/{file_name} or copy it "
+        f"to {cache}/."
+    )
+
+
 def load_imagenet_weights(backbone, source="imagenet") -> int:
     """Copies ResNet or DenseNet weights into `backbone`, all or nothing.
 
@@ -111,6 +133,9 @@ def load_imagenet_weights(backbone, source="imagenet") -> int:
             missing, unexpected and mis-shaped layers), or the file cannot be
             read as the matching model's weights.
         FileNotFoundError: if `source` is a path that does not exist.
+        ConnectionError: when `"imagenet"` weights are neither in the Keras
+            cache nor downloadable (the message names the file, its URL and
+            how to pass it).
         TypeError: for a backbone without keras.applications weights.
 
     Example:

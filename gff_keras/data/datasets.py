@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import numpy as np
 import tensorflow as tf
 
@@ -29,8 +31,10 @@ def _synthetic_examples(split, seed, num_examples, image_size):
     return tf.range(count, dtype=tf.int64), read
 
 
-def _file_examples(info, split, data_dir, skip_bad_examples, training):
-    pairs = sources.list_examples(info, split, data_dir, skip_bad_examples)
+def _file_examples(info, split, data_dir, skip_bad_examples, training, exclude):
+    pairs = sources.list_examples(
+        info, split, data_dir, skip_bad_examples, exclude
+    )
     images = [image for image, _ in pairs]
     labels = [label or "" for _, label in pairs]
     table = pipeline.table_tensor(info.label_table)
@@ -83,6 +87,7 @@ def build_dataset(
     synthetic_image_size=(192, 192),
     repeat: bool = False,
     initial_step: int = 0,
+    exclude: Iterable[str] | None = None,
 ) -> tf.data.Dataset:
     """Builds the training or evaluation `tf.data` pipeline of a dataset.
 
@@ -117,6 +122,12 @@ def build_dataset(
             The skipped examples are neither read nor augmented, and with a
             seed the batches that follow equal those of a stream started at
             0, which makes resumed runs reproduce uninterrupted ones.
+        exclude: image paths to leave out of the split, as `check_dataset`
+            reports them (`BadExample.image`); compared as absolute,
+            normalized paths, so a relative and an absolute `data_dir`
+            match. Their files are never opened: an excluded image without
+            a label file is not an error. Paths of other splits are
+            ignored; synthetic and TFDS datasets ignore it.
 
     Returns:
         A dataset of `(images float32 [B, h, w, 3], labels int32 [B, h, w])`
@@ -124,7 +135,7 @@ def build_dataset(
 
     Raises:
         ValueError: for an unknown dataset or split, a missing `data_dir` or
-            `crop_size`.
+            `crop_size`, or an `exclude` that leaves no image.
         FileNotFoundError: when the expected layout or a label is missing.
 
     Example:
@@ -134,6 +145,14 @@ def build_dataset(
     >>> images, labels = next(iter(ds))
     >>> images.shape, labels.shape
     (TensorShape([2, 64, 64, 3]), TensorShape([2, 64, 64]))
+
+    Leaving out the examples a check found bad (`check_dataset`, or the
+    file `scripts/prepare_data.py --check` writes):
+
+    >>> bad = read_bad_examples("bad_examples_ade20k.json")  # doctest: +SKIP
+    >>> ds = build_dataset("ade20k", "train", data_dir="/data",
+    ...                    training=True, crop_size=512, batch_size=16,
+    ...                    exclude=[b.image for b in bad])  # doctest: +SKIP
     """
     info = dataset_info(name)
     split = canonical_split(split)
@@ -154,7 +173,7 @@ def build_dataset(
         )
     else:
         examples, read = _file_examples(
-            info, split, data_dir, skip_bad_examples, training
+            info, split, data_dir, skip_bad_examples, training, exclude
         )
 
     if not training and (repeat or initial_step):
@@ -179,6 +198,9 @@ def build_dataset(
         read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
     )
     if skip_bad_examples:
+        # A file with intact start and end markers can still fail to
+        # decode (a damaged body): the read raises instead of flagging it.
+        dataset = dataset.ignore_errors(log_warning=True)
         dataset = dataset.filter(lambda image, label, ok: ok)
     if training:
         # A seeded random stream (new each epoch) gives every example its own

@@ -41,35 +41,16 @@ def _no_split(info, split, available):
     )
 
 
-def _pair(images, label_of, info, data_dir, skip_bad_examples):
-    """Pairs each image with its label file; a missing label is an error."""
-    pairs, missing = [], []
-    for image in sorted(images):
-        label = label_of(image)
-        if label is not None and not os.path.isfile(label):
-            missing.append((image, label))
-            continue
-        pairs.append((image, label))
-    if missing and not skip_bad_examples:
-        image, label = missing[0]
-        raise FileNotFoundError(
-            f"{info.name}: label file {label} for image {image} is missing "
-            f"({len(missing)} images without labels). Pass "
-            "skip_bad_examples=True to skip them."
-        )
-    if missing:
-        logging.warning(
-            "%s: skipped %d images without a label file, e.g. %s",
-            info.name,
-            len(missing),
-            missing[0][0],
-        )
-    if not pairs:
-        raise _missing_data_error(info, data_dir, "no images found")
-    return pairs
+def _pairs(images, label_of):
+    """Sorted `(image, label)` pairs; the files are not checked."""
+    return [(image, label_of(image)) for image in sorted(images)]
 
 
-def _ade20k(info, split, data_dir, skip_bad_examples):
+def _no_label(image):
+    return None
+
+
+def _ade20k(info, split, data_dir):
     if split == "test":
         root = _find_root(
             info,
@@ -78,7 +59,7 @@ def _ade20k(info, split, data_dir, skip_bad_examples):
             ["release_test", os.path.join("..", "release_test")],
         )
         images = glob.glob(os.path.join(root, "testing", "*.jpg"))
-        return _pair(images, lambda _: None, info, data_dir, False)
+        return _pairs(images, _no_label)
     root = _find_root(info, data_dir, "images", ["", "ADEChallengeData2016"])
     folder = {"train": "training", "validation": "validation"}[split]
     images = glob.glob(os.path.join(root, "images", folder, "*.jpg"))
@@ -87,10 +68,10 @@ def _ade20k(info, split, data_dir, skip_bad_examples):
         stem = os.path.splitext(os.path.basename(image))[0]
         return os.path.join(root, "annotations", folder, stem + ".png")
 
-    return _pair(images, label_of, info, data_dir, skip_bad_examples)
+    return _pairs(images, label_of)
 
 
-def _cityscapes(info, split, data_dir, skip_bad_examples):
+def _cityscapes(info, split, data_dir):
     root = _find_root(info, data_dir, "leftImg8bit", ["", "cityscapes"])
     folder = {"train": "train", "validation": "val", "test": "test"}[split]
     suffix = "_leftImg8bit.png"
@@ -105,7 +86,7 @@ def _cityscapes(info, split, data_dir, skip_bad_examples):
             root, "gtFine", folder, city, prefix + "_gtFine_labelIds.png"
         )
 
-    return _pair(images, label_of, info, data_dir, skip_bad_examples)
+    return _pairs(images, label_of)
 
 
 def _read_list(path, info, data_dir):
@@ -115,26 +96,22 @@ def _read_list(path, info, data_dir):
         return [line.split()[0] for line in f if line.strip()]
 
 
-def _listed_examples(info, data_dir, root, list_file, skip_bad_examples):
+def _listed_examples(info, data_dir, root, list_file):
     """Examples named in a split list: `images/ID.jpg`, `labels/ID.png`."""
     image_dir, label_dir = LISTED_FOLDERS[info.name]
     ids = _read_list(list_file, info, data_dir)
     images = [os.path.join(root, image_dir, i + ".jpg") for i in ids]
-    _require_files(images, info)
-    return _pair(
+    return _pairs(
         images,
         lambda image: os.path.join(
             root,
             label_dir,
             os.path.splitext(os.path.basename(image))[0] + ".png",
         ),
-        info,
-        data_dir,
-        skip_bad_examples,
     )
 
 
-def _pascal_context(info, split, data_dir, skip_bad_examples):
+def _pascal_context(info, split, data_dir):
     if split == "test":
         raise _no_split(info, split, ["train", "validation"])
     root = _find_root(
@@ -149,25 +126,25 @@ def _pascal_context(info, split, data_dir, skip_bad_examples):
         "SegmentationContext",
         {"train": "train.txt", "validation": "val.txt"}[split],
     )
-    return _listed_examples(info, data_dir, root, list_file, skip_bad_examples)
+    return _listed_examples(info, data_dir, root, list_file)
 
 
-def _coco_stuff(info, split, data_dir, skip_bad_examples):
+def _coco_stuff(info, split, data_dir):
     root = _find_root(info, data_dir, "images", ["", "coco_stuff164k"])
     folder = {"train": "train2017", "validation": "val2017", "test": "test2017"}
     folder = folder[split]
     images = glob.glob(os.path.join(root, "images", folder, "*.jpg"))
     if split == "test":
-        return _pair(images, lambda _: None, info, data_dir, False)
+        return _pairs(images, _no_label)
 
     def label_of(image):
         stem = os.path.splitext(os.path.basename(image))[0]
         return os.path.join(root, "annotations", folder, stem + ".png")
 
-    return _pair(images, label_of, info, data_dir, skip_bad_examples)
+    return _pairs(images, label_of)
 
 
-def _coco_stuff10k(info, split, data_dir, skip_bad_examples):
+def _coco_stuff10k(info, split, data_dir):
     if split == "test":
         raise _no_split(info, split, ["train", "validation (test.txt)"])
     root = _find_root(info, data_dir, "imageLists", ["", "cocostuff-10k-v1.1"])
@@ -176,16 +153,7 @@ def _coco_stuff10k(info, split, data_dir, skip_bad_examples):
         "imageLists",
         {"train": "train.txt", "validation": "test.txt"}[split],
     )
-    return _listed_examples(info, data_dir, root, list_file, skip_bad_examples)
-
-
-def _require_files(paths, info):
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{info.name}: image {path} listed in the split file does not "
-                "exist."
-            )
+    return _listed_examples(info, data_dir, root, list_file)
 
 
 # (image folder, label folder) of the datasets read through split lists.
@@ -202,8 +170,49 @@ READERS = {
 }
 
 
+def normalize_path(path: str) -> str:
+    """The form in which image paths are compared (`exclude`).
+
+    Args:
+        path: a file path, relative to the working directory or absolute.
+
+    Returns:
+        The absolute, normalized path, so that lists written with a
+        relative `data_dir` match paths listed with an absolute one.
+    """
+    return os.path.abspath(path)
+
+
+def list_files(info: DatasetInfo, split: str, data_dir) -> list:
+    """Every `(image, label)` pair a split's layout names, unchecked.
+
+    Unlike `list_examples`, listed images and labels may be missing.
+
+    Args:
+        info: the dataset's `DatasetInfo`.
+        split: canonical split name (`train`, `validation`, `test`).
+        data_dir: the dataset's root directory.
+
+    Returns:
+        Sorted list of `(image_path, label_path_or_None)`; the label is
+        `None` for unlabelled test splits.
+
+    Raises:
+        ValueError: if `data_dir` is `None` or the split does not exist.
+        FileNotFoundError: if the layout is missing or names no image.
+    """
+    pairs = READERS[info.name](info, split, data_dir)
+    if not pairs:
+        raise _missing_data_error(info, data_dir, "no images found")
+    return pairs
+
+
 def list_examples(
-    info: DatasetInfo, split: str, data_dir, skip_bad_examples: bool = False
+    info: DatasetInfo,
+    split: str,
+    data_dir,
+    skip_bad_examples: bool = False,
+    exclude=None,
 ) -> list:
     """Returns sorted `(image_path, label_path_or_None)` pairs of a split.
 
@@ -213,12 +222,55 @@ def list_examples(
         data_dir: the dataset's root directory.
         skip_bad_examples: skip images whose label file is missing (with a
             warning that counts them) instead of raising.
+        exclude: image paths to leave out (compared after
+            `normalize_path`); their files are not looked at, so an
+            excluded image may lack its label or be missing itself.
 
     Returns:
         List of pairs; the label is `None` for unlabelled test splits.
 
     Raises:
-        ValueError: if `data_dir` is `None` or the split does not exist.
+        ValueError: if `data_dir` is `None`, the split does not exist or
+            `exclude` leaves no image.
         FileNotFoundError: if the layout, an image or a label is missing.
     """
-    return READERS[info.name](info, split, data_dir, skip_bad_examples)
+    pairs = list_files(info, split, data_dir)
+    if exclude:
+        excluded = {normalize_path(path) for path in exclude}
+        kept = [p for p in pairs if normalize_path(p[0]) not in excluded]
+        if not kept:
+            raise ValueError(
+                f"{info.name} {split}: all {len(pairs)} images are excluded."
+            )
+        pairs = kept
+    for image, _ in pairs:
+        # Only split lists (Pascal Context, COCO-Stuff 10k) can name an
+        # image that is not there.
+        if not os.path.isfile(image):
+            raise FileNotFoundError(
+                f"{info.name}: image {image} listed in the split file does "
+                "not exist."
+            )
+    kept, missing = [], []
+    for image, label in pairs:
+        if label is not None and not os.path.isfile(label):
+            missing.append((image, label))
+        else:
+            kept.append((image, label))
+    if missing and not skip_bad_examples:
+        image, label = missing[0]
+        raise FileNotFoundError(
+            f"{info.name}: label file {label} for image {image} is missing "
+            f"({len(missing)} images without labels). Pass "
+            "skip_bad_examples=True to skip them."
+        )
+    if missing:
+        logging.warning(
+            "%s: skipped %d images without a label file, e.g. %s",
+            info.name,
+            len(missing),
+            missing[0][0],
+        )
+    if not kept:
+        raise _missing_data_error(info, data_dir, "no images found")
+    return kept

@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,6 +31,7 @@ def evaluate_dataset(
     skip_bad_examples: bool = False,
     freeze: bool = False,
     verbose: int = 1,
+    exclude: Iterable[str] | None = None,
 ) -> dict:
     """Scores a segmentation model on a dataset split at full resolution.
 
@@ -71,6 +74,9 @@ def evaluate_dataset(
             they are when the call starts. Defaults to `False`.
         verbose: `1` shows a progress bar with the running mIoU, `0` is
             silent. Defaults to `1`.
+        exclude: image paths to leave out, e.g. the `BadExample.image`s
+            that `gff_keras.data.check_dataset` found (see `build_dataset`).
+            Defaults to `None`.
 
     Returns:
         A dict: `dataset`, `split`, `mode` (plus `crop_size`, `stride`,
@@ -140,6 +146,7 @@ def evaluate_dataset(
         num_examples=num_examples,
         synthetic_image_size=synthetic_image_size,
         skip_bad_examples=skip_bad_examples,
+        exclude=exclude,
     )
     if num_examples and info.name != "synthetic":
         data = data.take(-(-num_examples // batch_size))

@@ -1,9 +1,9 @@
 import os
-import shutil
 
 import keras
 import tensorflow as tf
 
+from gff_keras import atomic_files
 from gff_keras.data.pipeline import normalize_images
 from gff_keras.evaluation.frozen_graph import freeze_function
 from gff_keras.evaluation.inference import MODES
@@ -49,10 +49,16 @@ def export_saved_model(
     width]`, the softmax probability of the predicted class (averaged over
     windows, scales and flips like the prediction itself).
 
-    Bad input fails the request with an error that says what was expected:
-    a wrong dtype, rank or channel count is rejected by the signature, and
-    empty images, bytes that are not JPEG or PNG, and differently sized
-    images in one `image_bytes` request fail `tf.debugging` assertions.
+    Bad input fails the request with `INVALID_ARGUMENT` and a message that
+    says what was expected. A wrong dtype is rejected by the signature
+    itself. `tf.debugging` assertions, checked before any other op reads
+    the input, reject a wrong rank or channel count, images of 0 pixels,
+    a request of no images (a zero batch, or an empty `image_bytes`: a
+    request always holds at least one image), an `image_bytes` that is not
+    a vector (a single file goes as a batch of one), bytes that are not
+    JPEG or PNG, and differently sized images in one `image_bytes` request.
+    A file with a JPEG or PNG header that does not decode (truncated or
+    corrupt) fails with the decoder's own message.
 
     With `freeze=True` the weights are folded into the graphs as constants
     (`freeze_function`): the SavedModel has no variables and cannot be
@@ -166,13 +172,10 @@ def export_saved_model(
         # Object stores (gs://, s3://) cannot rename directories.
         write_out(path)
         return path
-    # Model servers only look at integer directory names.
-    partial = os.path.join(export_dir, f"tmp-{version}-{os.getpid()}")
-    try:
+    # Model servers only look at integer directory names, so they never
+    # load the temporary one.
+    with atomic_files.replaced_when_written(path) as partial:
         write_out(partial)
-        os.rename(partial, path)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return path
 
 
@@ -193,24 +196,21 @@ def _segment(model, images, options):
 
 
 def _check_images(images):
-    """Asserts a run-time shape of `[batch, height >= 1, width >= 1, 3]`.
+    """Asserts a run-time shape of `[batch >= 1, height >= 1, width >= 1, 3]`.
 
-    The signature declares that shape, but a signature call (and the model
-    server) does not enforce it, and TensorFlow folds checks against the
-    declared shape into constants. Reading the shape through a
-    data-dependent op (`boolean_mask`) keeps the check at run time.
+    Returns the last assertion; ops that depend on it run only after every
+    check passed.
     """
-    declared = tf.shape(images)
-    shape = tf.boolean_mask(declared, declared >= 0)
-    valid = tf.logical_and(
+    shape = _runtime_shape(images)
+    is_image_batch = tf.logical_and(
         tf.equal(tf.size(shape), 4),
         tf.logical_and(
             tf.reduce_all(tf.equal(shape[-1:], 3)),
             tf.reduce_all(shape[1:3] > 0),
         ),
     )
-    return tf.debugging.Assert(
-        valid,
+    shape_check = tf.debugging.Assert(
+        is_image_batch,
         [
             "inputs must be uint8 RGB images [batch, height, width, 3] of at "
             "least 1 x 1 pixels; received shape",
@@ -218,14 +218,55 @@ def _check_images(images):
         ],
         summarize=8,
     )
+    # Second, so that a request with no images and a wrong shape names the
+    # shape; `shape[:1]` (not `shape[0]`) stays valid for a scalar.
+    with tf.control_dependencies([shape_check]):
+        return tf.debugging.Assert(
+            tf.reduce_all(shape[:1] > 0),
+            [
+                "inputs: the request holds no image (batch size 0); send at "
+                "least one image; received shape",
+                shape,
+            ],
+            summarize=8,
+        )
+
+
+def _runtime_shape(tensor):
+    """`tf.shape(tensor)`, opaque to graph optimizations.
+
+    The signatures declare their input shapes, but a signature call (and
+    the model server) does not enforce them, and TensorFlow folds checks
+    against a declared shape (such as its rank) into constants. Reading
+    the shape through a data-dependent op (`boolean_mask`) keeps a check
+    at run time.
+    """
+    declared = tf.shape(tensor)
+    return tf.boolean_mask(declared, declared >= 0)
 
 
 def _decode_batch(image_bytes):
     """string `[B]` of JPEG/PNG files -> uint8 `[B, H, W, 3]`."""
-    tf.debugging.assert_positive(
-        tf.size(image_bytes),
-        message="image_bytes: the request holds no image",
+    shape = _runtime_shape(image_bytes)
+    rank_check = tf.debugging.Assert(
+        tf.equal(tf.size(shape), 1),
+        [
+            "image_bytes must be a string vector [batch] of encoded JPEG or "
+            "PNG files, one per image (a single file is a batch of one); "
+            "received shape",
+            shape,
+        ],
+        summarize=8,
     )
+    with tf.control_dependencies([rank_check]):
+        count_check = tf.debugging.assert_positive(
+            tf.size(image_bytes),
+            message="image_bytes: the request holds no image",
+        )
+    with tf.control_dependencies([count_check]):
+        # Every op below reads this copy, so neither taking the first file
+        # nor unstacking the batch can fail before the checks above.
+        image_bytes = tf.identity(image_bytes)
 
     def decode(data):
         header = tf.strings.substr(data, 0, len(PNG_HEADER))
@@ -238,8 +279,12 @@ def _decode_batch(image_bytes):
             [
                 "image_bytes: every element must be an encoded JPEG or PNG "
                 "file; one starts with the bytes",
-                header,
+                # As numbers: raw bytes that are not UTF-8 would make the
+                # error message itself undecodable (a UnicodeDecodeError
+                # in Python clients instead of INVALID_ARGUMENT).
+                tf.io.decode_raw(header, tf.uint8),
             ],
+            summarize=len(PNG_HEADER),
         )
         with tf.control_dependencies([check]):
             # channels=3 turns grayscale and RGBA files into RGB.

@@ -1,37 +1,48 @@
-"""Reading what `scripts/train.py` leaves in a run directory.
+"""Reading and writing what `scripts/train.py` leaves in a run directory.
 
 A run directory (`--model_dir`) holds:
 
     config.json              the resolved experiment config
-    model.keras              the final model (written at the end)
-    checkpoints/best.keras   best validation mIoU so far
-    checkpoints/latest.keras latest periodic checkpoint
+    checkpoints/best.keras   the model at its best validation mIoU
+    checkpoints/latest.keras the model after the last completed loop
     backup/                  resume state (kept, so a re-run does not restart)
     logs/                    TensorBoard event files
     metrics.json             validation results per evaluation
+    bad_examples.json        what the data check found (files left out)
     export/<version>/        SavedModel for TensorFlow Serving
     visualizations/          prediction panels and gate figures (PNG)
+
+The `.keras` checkpoints hold the model without optimizer state (half the
+size; the backup holds what resuming needs). Runs of gff_keras 0.1 also
+left a `model.keras`, which `load_model` still finds.
 """
 
 import json
 import os
+import zipfile
 
 import keras
+
+from gff_keras import atomic_files
+from gff_keras.keras_internals import optimizer_set_aside
 
 # Registers GFFNet and every part it is made of with Keras' deserializer.
 from gff_keras.models import gffnet  # noqa: F401
 
 CONFIG_FILE = "config.json"
-FINAL_MODEL = "model.keras"
 BEST_MODEL = os.path.join("checkpoints", "best.keras")
 LATEST_MODEL = os.path.join("checkpoints", "latest.keras")
+# The final model of runs written by gff_keras 0.1.
+FINAL_MODEL = "model.keras"
+BAD_EXAMPLES_FILE = "bad_examples.json"
 BACKUP_DIR = "backup"
 LOG_DIR = "logs"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
 VISUALIZATION_DIR = "visualizations"
-# Order in which `load_model` looks for a model inside a run directory.
-MODEL_FILES = (FINAL_MODEL, BEST_MODEL, LATEST_MODEL)
+# Order in which `load_model` looks for a model inside a run directory: a
+# run ends with (exports, reports) its best model.
+MODEL_FILES = (BEST_MODEL, LATEST_MODEL, FINAL_MODEL)
 
 
 def model_path(path: str) -> str:
@@ -39,8 +50,8 @@ def model_path(path: str) -> str:
 
     Args:
         path: a `.keras` file, or a run directory holding one of
-            `model.keras`, `checkpoints/best.keras`,
-            `checkpoints/latest.keras` (first found wins).
+            `checkpoints/best.keras`, `checkpoints/latest.keras`,
+            `model.keras` (first found wins).
 
     Returns:
         The `.keras` file's path.
@@ -73,8 +84,33 @@ def load_model(path: str) -> keras.Model:
 
     Raises:
         FileNotFoundError: when no model file is found.
+        ValueError: when the file is not a Keras model (naming it).
     """
-    return keras.models.load_model(model_path(path), compile=False)
+    path = model_path(path)
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, zipfile.BadZipFile, KeyError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"{path} is not a model saved by Keras 3 ({type(error).__name__}"
+            f": {first_line})."
+        ) from error
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """Saves `model` for inference and fine-tuning, atomically.
+
+    The `.keras` file holds the architecture and weights without the
+    optimizer's state or compile config, and appears complete or not at
+    all (`gff_keras.atomic_files`), whenever the process is killed.
+
+    Args:
+        model: the model.
+        path: the `.keras` file to write or replace.
+    """
+    with atomic_files.replaced_when_written(path) as partial:
+        with optimizer_set_aside(model):
+            model.save(partial)
 
 
 def read_run_config(path: str) -> dict:

@@ -15,6 +15,7 @@ from gff_keras.models.presets import preset_arguments
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 EVAL_MODES = ("whole", "slide", "ms_flip")
+CHECKPOINTS = ("latest", "best")
 
 
 def _part_name():
@@ -193,7 +194,12 @@ class DataConfig:
     `batch_size` is the global batch, split evenly over replicas (the paper
     fixes the mini-batch, 8 or 16, whatever the number of GPUs).
     `num_train_examples` / `num_eval_examples` limit the synthetic dataset's
-    size (and cap evaluation on any dataset).
+    size (and cap evaluation on any dataset). With `check`, a new run
+    reads every image and label of its train and eval splits before the
+    first step and stops with the list of bad files
+    (`gff_keras.data.check_dataset`); with `skip_bad_examples` it trains
+    and evaluates without them instead. Neither is part of a run's
+    identity: a resumed run may change them.
     """
 
     dataset: str = "ade20k"
@@ -204,6 +210,7 @@ class DataConfig:
     scale_min: float = 0.75
     scale_max: float = 2.0
     skip_bad_examples: bool = False
+    check: bool = True
     train_split: str = "train"
     eval_split: str = "validation"
     num_train_examples: int | None = None
@@ -245,9 +252,13 @@ class RuntimeConfig:
     """Devices, precision, seeds and the checkpoint / evaluation schedule.
 
     Training runs in loops of `steps_per_loop` steps; after each loop the
-    resume backup and `checkpoints/latest.keras` are written, and every
+    resume backup (and `checkpoints/latest.keras`) is written, and every
     `eval_every` steps (a multiple of `steps_per_loop`) the model is
-    evaluated and `checkpoints/best.keras` kept.
+    evaluated (and `checkpoints/best.keras` kept). `keep_checkpoints`
+    names the `.keras` checkpoints a run keeps: `"latest"`, `"best"`, both
+    (the default) or none. A run ends with its best model (the highest
+    validation mIoU of its evaluations, or the last model when `"best"` is
+    not kept): that model is exported, drawn and reported.
     """
 
     strategy: str = "auto"
@@ -265,6 +276,7 @@ class RuntimeConfig:
     export: bool = True
     num_visualizations: int = 0
     verbose: int = 1
+    keep_checkpoints: tuple[str, ...] = ("latest", "best")
 
 
 @dataclasses.dataclass
@@ -339,6 +351,12 @@ class ExperimentConfig:
         for key in positive:
             if get_field(self, key) <= 0:
                 raise ValueError(f"{key} must be positive.")
+        unknown = set(self.runtime.keep_checkpoints) - set(CHECKPOINTS)
+        if unknown:
+            raise ValueError(
+                f"runtime.keep_checkpoints={self.runtime.keep_checkpoints!r}"
+                f" may only name {CHECKPOINTS}."
+            )
         loop = self.runtime.steps_per_loop
         for key in ("schedule.steps", "runtime.eval_every"):
             if get_field(self, key) % loop:
@@ -461,6 +479,8 @@ def set_field(config, key: str, value) -> None:
 
 def _tuple_type(hint):
     """The element type of a `tuple[T, ...]` (or optional one) hint."""
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0]
     for option in typing.get_args(hint) or (hint,):
         if typing.get_origin(option) is tuple:
             return typing.get_args(option)[0]

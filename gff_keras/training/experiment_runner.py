@@ -5,42 +5,78 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gff_keras import atomic_files
+from gff_keras.data.bad_example import BadExample
+from gff_keras.data.dataset_check import check_dataset
+from gff_keras.data.dataset_check import read_bad_examples
+from gff_keras.data.dataset_check import write_bad_examples
 from gff_keras.data.datasets import build_dataset
 from gff_keras.data.pipeline import denormalize_images
 from gff_keras.data.registry import dataset_info
 from gff_keras.evaluation.dataset_evaluation import evaluate_dataset
 from gff_keras.export.saved_model_export import export_saved_model
+from gff_keras.keras_internals import optimizer_set_aside
 from gff_keras.losses.segmentation_loss import SegmentationLoss
 from gff_keras.models import run_directory
 from gff_keras.models.gffnet import GFFNet
 from gff_keras.training.experiment_config import ExperimentConfig
+from gff_keras.training.latest_checkpoint import LatestCheckpoint
 from gff_keras.training.optimization import build_optimizer
 from gff_keras.training.periodic_evaluation import PeriodicEvaluation
 from gff_keras.training.strategies import create_strategy
 from gff_keras.training.strategies import is_chief
 from gff_keras.training.training_backup import TrainingBackup
 from gff_keras.training.training_backup import backed_up_epoch
+from gff_keras.training.training_backup import finish_backup
+from gff_keras.training.training_backup import is_finished_backup
 from gff_keras.training.training_backup import latest_backup
 from gff_keras.training.training_monitor import TrainingMonitor
 from gff_keras.visualization.gate_figures import write_gate_figures
 from gff_keras.visualization.panels import write_prediction_panels
 
+# Settings that do not change what a run computes: a resumed run may
+# change them (each change is logged).
+NOT_RUN_IDENTITY = (
+    "data.check",
+    "data.skip_bad_examples",
+    "runtime.verbose",
+)
+
 
 def _check_config(config, model_dir):
     """Refuses to resume a run directory that holds another config."""
     path = os.path.join(model_dir, run_directory.CONFIG_FILE)
+    if not os.path.exists(path):
+        return
     # Through JSON, as it was saved: tuples compare equal to the saved lists.
     resolved = json.loads(config.to_json())
-    if os.path.exists(path):
+    try:
         with open(path) as f:
             previous = json.load(f)
-        if previous != resolved:
-            changed = sorted(_differences(previous, resolved))
-            raise ValueError(
-                f"{model_dir!r} holds a run with a different config "
-                f"(changed: {', '.join(changed)}). Resume with the same "
-                "settings or choose another --model_dir."
-            )
+    except ValueError as error:
+        raise ValueError(
+            f"{path} is not a config written by gff_keras ({error}); move "
+            "it away or choose another --model_dir."
+        ) from None
+    changed = sorted(_differences(previous, resolved))
+    allowed = [key for key in changed if key in NOT_RUN_IDENTITY]
+    for key in allowed:
+        print(
+            f"{key} changed from {_get(previous, key)!r} to "
+            f"{_get(resolved, key)!r} since the run began."
+        )
+    if len(allowed) < len(changed):
+        raise ValueError(
+            f"{model_dir!r} holds a run with a different config (changed: "
+            f"{', '.join(k for k in changed if k not in allowed)}). Resume "
+            "with the same settings or choose another --model_dir."
+        )
+
+
+def _get(values, key):
+    for part in key.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
 
 
 def _differences(old, new, prefix=""):
@@ -113,8 +149,65 @@ def build_model(config: ExperimentConfig, resuming: bool = False) -> GFFNet:
     return model
 
 
-def make_evaluate_fn(config: ExperimentConfig):
-    """Returns `model -> evaluate_dataset result` for the eval split."""
+def find_bad_examples(
+    config: ExperimentConfig, run_dir: str, resuming: bool = False
+) -> list[BadExample]:
+    """The bad files of a run's splits: checked once, then read back.
+
+    A new run with `data.check` reads every image and label of its train
+    and eval splits and writes the result to `bad_examples.json` in the run
+    directory (again at each new start, so fixed files count as fixed); a
+    resumed run reads that file. Bad files stop the run before its first
+    step unless `data.skip_bad_examples` is set.
+
+    Args:
+        config: the experiment.
+        run_dir: the run directory.
+        resuming: whether the run resumes from a backup.
+
+    Returns:
+        The bad examples the run leaves out.
+
+    Raises:
+        ValueError: listing every bad file, when there are some and
+            `data.skip_bad_examples` is not set.
+    """
+    data = config.data
+    path = os.path.join(run_dir, run_directory.BAD_EXAMPLES_FILE)
+    if resuming:
+        # The files the run began with, whatever the check settings now:
+        # a resumed run must see the stream it would have seen.
+        bad = read_bad_examples(path) if os.path.exists(path) else []
+    elif data.check:
+        splits = list(dict.fromkeys([data.train_split, data.eval_split]))
+        bad = check_dataset(data.dataset, data.data_dir, splits)
+        write_bad_examples(
+            path, bad, dataset=data.dataset, data_dir=data.data_dir
+        )
+    else:
+        return []
+    if bad and not data.skip_bad_examples and not resuming:
+        listing = "\n".join(
+            f"  {example.split}: {example.image}: {example.reason}"
+            for example in bad
+        )
+        raise ValueError(
+            f"{len(bad)} bad examples in {data.dataset} (listed in {path}):"
+            f"\n{listing}\nFix or remove them, or train without them: "
+            "--override data.skip_bad_examples=true"
+        )
+    if bad:
+        print(f"leaving out the {len(bad)} bad examples listed in {path}")
+    return bad
+
+
+def make_evaluate_fn(config: ExperimentConfig, exclude=()):
+    """Returns `model -> evaluate_dataset result` for the eval split.
+
+    Args:
+        config: the experiment.
+        exclude: image paths to leave out (`find_bad_examples`).
+    """
     size = config.data.synthetic_image_size
 
     def evaluate(model):
@@ -130,6 +223,7 @@ def make_evaluate_fn(config: ExperimentConfig):
             num_examples=config.data.num_eval_examples,
             synthetic_image_size=(size, size),
             skip_bad_examples=config.data.skip_bad_examples,
+            exclude=exclude,
             verbose=0,
         )
 
@@ -137,7 +231,7 @@ def make_evaluate_fn(config: ExperimentConfig):
 
 
 def write_visualizations(
-    model: GFFNet, config: ExperimentConfig, output_dir: str
+    model: GFFNet, config: ExperimentConfig, output_dir: str, exclude=()
 ) -> list:
     """Writes prediction panels (and gate figures) for eval images.
 
@@ -146,6 +240,7 @@ def write_visualizations(
         config: the experiment; `runtime.num_visualizations` images of the
             eval split are drawn.
         output_dir: where the PNGs go.
+        exclude: image paths to leave out (`find_bad_examples`).
 
     Returns:
         The written files.
@@ -161,6 +256,7 @@ def write_visualizations(
         num_examples=config.data.num_eval_examples,
         synthetic_image_size=(size, size),
         skip_bad_examples=config.data.skip_bad_examples,
+        exclude=exclude,
     ).take(config.runtime.num_visualizations)
     examples = [
         (
@@ -190,8 +286,14 @@ def run_experiment(
     completed training loop (the backup in `model_dir/backup`), including
     the optimizer state and the position in the seeded input stream, so a
     deterministic run that was killed ends with the weights an
-    uninterrupted run reaches. See `gff_keras.models.run_directory` for the
+    uninterrupted run reaches. A run killed at any moment resumes this way:
+    every file it writes appears whole or not at all
+    (`gff_keras.atomic_files`), and an evaluation cut short runs again
+    before training goes on. See `gff_keras.models.run_directory` for the
     files written.
+
+    The run ends with its best model (`runtime.keep_checkpoints`): it is
+    exported, drawn and reported as `summary["reported"]`.
 
     Args:
         config: the experiment (validated here).
@@ -201,13 +303,16 @@ def run_experiment(
             `create_strategy(config.runtime.strategy)`.
 
     Returns:
-        A summary dict: `model_dir`, `initial_step`, `steps`, `best` and
-        `final` evaluations, median `images_per_second`.
+        A summary dict: `model_dir`, `initial_step`, `steps`, the `final`
+        (last step's), `best` and `reported` (the exported model's)
+        evaluations, median `images_per_second`, `export` and
+        `visualizations` paths.
 
     Raises:
         ValueError: for an invalid config, a global batch that does not
             split over the replicas, or a `model_dir` holding another
-            config.
+            config, or bad data files (listed) without
+            `data.skip_bad_examples`.
 
     Example:
 
@@ -242,15 +347,20 @@ def run_experiment(
     if chief:
         _check_config(config, model_dir)
     info = dataset_info(config.data.dataset)
+    keep = set(runtime.keep_checkpoints)
+    best_model_file = os.path.join(model_dir, run_directory.BEST_MODEL)
+    latest_model_file = os.path.join(run_dir, run_directory.LATEST_MODEL)
     backup_dir = os.path.join(run_dir, run_directory.BACKUP_DIR)
     backup = latest_backup(backup_dir)
     initial_epoch = backed_up_epoch(backup)
+    # Read now: training deletes the backup it resumed from.
+    restored_finished = is_finished_backup(backup)
     initial_step = initial_epoch * runtime.steps_per_loop
     total_steps = config.schedule.steps
     if initial_step >= total_steps and chief:
         print(
-            f"{model_dir} has finished all {total_steps} steps; evaluating "
-            "and exporting again (use a new model_dir to start over)."
+            f"{model_dir} has finished all {total_steps} steps; completing "
+            "what is missing (use a new model_dir to start over)."
         )
     elif initial_step and chief:
         print(
@@ -258,6 +368,13 @@ def run_experiment(
             f"{total_steps} (backup in {run_directory.BACKUP_DIR}/)."
         )
 
+    os.makedirs(run_dir, exist_ok=True)
+    for folder in (run_dir, os.path.dirname(latest_model_file)):
+        atomic_files.remove_partial_files(folder)
+    exclude = [
+        example.image
+        for example in find_bad_examples(config, run_dir, initial_step > 0)
+    ]
     size = config.data.synthetic_image_size
     train = build_dataset(
         config.data.dataset,
@@ -268,6 +385,7 @@ def run_experiment(
         batch_size=config.data.batch_size,
         seed=runtime.seed,
         skip_bad_examples=config.data.skip_bad_examples,
+        exclude=exclude,
         deterministic=True if runtime.deterministic else None,
         scale_range=(config.data.scale_min, config.data.scale_max),
         num_examples=config.data.num_train_examples,
@@ -276,10 +394,11 @@ def run_experiment(
         initial_step=initial_step,
     )
     # Written once the data is found, so a failed start leaves no config.
-    os.makedirs(run_dir, exist_ok=True)
     if chief:
-        with open(os.path.join(model_dir, run_directory.CONFIG_FILE), "w") as f:
-            f.write(config.to_json())
+        atomic_files.write_text(
+            os.path.join(model_dir, run_directory.CONFIG_FILE),
+            config.to_json(),
+        )
     with strategy.scope():
         model = build_model(config, resuming=initial_step > 0)
 
@@ -288,7 +407,7 @@ def run_experiment(
         config.data.batch_size, log_dir=log_dir, log_every=runtime.log_every
     )
     evaluation = PeriodicEvaluation(
-        make_evaluate_fn(config),
+        make_evaluate_fn(config, exclude),
         steps_per_loop=runtime.steps_per_loop,
         eval_every=runtime.eval_every,
         total_steps=total_steps,
@@ -298,9 +417,7 @@ def run_experiment(
             if chief
             else None
         ),
-        best_model_file=(
-            os.path.join(model_dir, run_directory.BEST_MODEL) if chief else None
-        ),
+        best_model_file=best_model_file if chief and "best" in keep else None,
         log_dir=log_dir,
         initial_step=initial_step,
     )
@@ -312,11 +429,8 @@ def run_experiment(
     ]
     if chief:
         fit_callbacks.append(evaluation)
-        fit_callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(model_dir, run_directory.LATEST_MODEL)
-            )
-        )
+    if "latest" in keep:
+        fit_callbacks.append(LatestCheckpoint(latest_model_file))
     fit_callbacks += list(callbacks or [])
     model.fit(
         train,
@@ -328,8 +442,14 @@ def run_experiment(
         shuffle=False,
         verbose=runtime.verbose if chief else 0,
     )
+    finished = int(model.optimizer.iterations.numpy()) >= total_steps
+    if "latest" in keep and finished and not restored_finished:
+        # A kill between the last backup and latest.keras leaves it a loop
+        # behind, so it is written again; then the backup's copy of the
+        # weights (with the optimizer state) is no longer needed.
+        run_directory.save_model(model, latest_model_file)
+        finish_backup(backup_dir, latest_model_file)
 
-    model.save(os.path.join(run_dir, run_directory.FINAL_MODEL))
     summary = {
         "model_dir": model_dir,
         "experiment": config.name,
@@ -347,30 +467,48 @@ def run_experiment(
         (e for e in evaluation.evaluations if e["step"] == total_steps), None
     )
     if final is None:
-        # The run had already finished before this call: evaluate again.
+        # Evaluations of runs before 0.2 could be lost to a kill.
         final = evaluation.evaluate(total_steps)
-    summary.update({"final": final, "best": evaluation.best})
+    reported = final
+    best = evaluation.best
+    if "best" in keep and best is not None and best["step"] != final["step"]:
+        with optimizer_set_aside(model):
+            model.load_weights(best_model_file)
+        reported = best
+    summary.update({"final": final, "best": best, "reported": reported})
     if runtime.export:
-        summary["export"] = export_saved_model(
-            model,
-            os.path.join(model_dir, run_directory.EXPORT_DIR),
-            mode=runtime.eval_mode,
-            crop_size=runtime.eval_crop_size,
-            stride=runtime.eval_stride,
-        )
+        summary["export"] = _export_once(model, config, model_dir)
     if runtime.num_visualizations:
         summary["visualizations"] = write_visualizations(
             model,
             config,
             os.path.join(model_dir, run_directory.VISUALIZATION_DIR),
+            exclude,
         )
-    with open(os.path.join(model_dir, run_directory.METRICS_FILE)) as f:
+    metrics_file = os.path.join(model_dir, run_directory.METRICS_FILE)
+    with open(metrics_file) as f:
         metrics = json.load(f)
     metrics["summary"] = {
         k: v
         for k, v in summary.items()
         if k not in ("final", "best", "visualizations")
     }
-    with open(os.path.join(model_dir, run_directory.METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
+    atomic_files.write_json(metrics_file, metrics)
     return summary
+
+
+def _export_once(model, config, model_dir):
+    """Exports version 1 of the run's SavedModel unless a re-run has."""
+    export_dir = os.path.join(model_dir, run_directory.EXPORT_DIR)
+    path = os.path.join(export_dir, "1")
+    if os.path.exists(path):
+        return path
+    atomic_files.remove_partial_files(export_dir)
+    return export_saved_model(
+        model,
+        export_dir,
+        mode=config.runtime.eval_mode,
+        crop_size=config.runtime.eval_crop_size,
+        stride=config.runtime.eval_stride,
+        version=1,
+    )

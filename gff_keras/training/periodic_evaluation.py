@@ -5,6 +5,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gff_keras import atomic_files
+from gff_keras.models import run_directory
+
 
 class PeriodicEvaluation(keras.callbacks.Callback):
     """Evaluates on a step schedule, logs the result, keeps the best model.
@@ -66,8 +69,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.evaluations = []
         self._writer = None
         if metrics_file and os.path.exists(metrics_file):
-            with open(metrics_file) as f:
-                self.evaluations = json.load(f).get("evaluations", [])
+            self.evaluations = _read_evaluations(metrics_file)
 
     @property
     def best(self):
@@ -117,8 +119,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
             or entry["mean_iou"] > previous_best["mean_iou"]
         )
         if improved and self.best_model_file:
-            os.makedirs(os.path.dirname(self.best_model_file), exist_ok=True)
-            self.model.save(self.best_model_file)
+            run_directory.save_model(self.model, self.best_model_file)
         self._write(step, entry)
         return entry
 
@@ -132,12 +133,21 @@ class PeriodicEvaluation(keras.callbacks.Callback):
                         tf.summary.scalar(f"validation/{key}", entry[key])
             self._writer.flush()
         if self.metrics_file:
-            with open(self.metrics_file, "w") as f:
-                json.dump(
-                    {"evaluations": self.evaluations, "best": self.best},
-                    f,
-                    indent=2,
-                )
+            atomic_files.write_json(
+                self.metrics_file,
+                {"evaluations": self.evaluations, "best": self.best},
+            )
+
+
+def _read_evaluations(metrics_file):
+    try:
+        with open(metrics_file) as f:
+            return list(json.load(f).get("evaluations", []))
+    except (ValueError, AttributeError) as error:
+        raise ValueError(
+            f"{metrics_file} is not a metrics file written by gff_keras "
+            f"({error}); move it away to start its evaluations afresh."
+        ) from None
 
 
 def _number(value):

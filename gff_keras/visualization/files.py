@@ -2,6 +2,7 @@
 
 import glob
 import os
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -133,6 +134,7 @@ def predict_files(
     dataset,
     alpha: float = 0.5,
     write_cityscapes_label_ids: bool = False,
+    on_unreadable: Callable[[str, str], None] | None = None,
 ) -> list:
     """Segments image files and writes colour-coded PNG masks and overlays.
 
@@ -154,12 +156,16 @@ def predict_files(
         alpha: mask weight in the overlay. Defaults to `0.5`.
         write_cityscapes_label_ids: bool, also write label-id PNGs; needs
             `dataset.name == "cityscapes"`. Defaults to `False`.
+        on_unreadable: `None` (the default) stops at an unreadable image
+            with a `ValueError`; a function is called with the image's path
+            and the reason instead, and the image is skipped.
 
     Returns:
         List of the written files, in input order.
 
     Raises:
-        ValueError: for an unreadable image (naming it), two inputs with
+        ValueError: for an unreadable image (naming it; unless
+            `on_unreadable` is given), two inputs with
             the same file stem (their outputs would collide), a model whose
             class count differs from the dataset's, or label ids asked for
             another dataset than Cityscapes.
@@ -189,7 +195,13 @@ def predict_files(
         os.makedirs(os.path.join(output_dir, CITYSCAPES_DIR), exist_ok=True)
     written = []
     for stem, path in stems.items():
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except ValueError as error:
+            if on_unreadable is None:
+                raise
+            on_unreadable(path, str(error.__cause__ or error))
+            continue
         prediction = predictor.predict(image)
         outputs = {
             f"{stem}_mask.png": colorize(
