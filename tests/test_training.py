@@ -500,10 +500,20 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
         dataset_info("synthetic").class_names
     )
     assert metrics["summary"]["steps"] == 4
-    tags = set()
+    tags, image_steps = set(), {}
     for event_file in tf.io.gfile.glob(os.path.join(model_dir, "logs", "*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
-            tags |= {value.tag for value in event.summary.value}
+            for value in event.summary.value:
+                tags.add(value.tag)
+                if value.metadata.plugin_data.plugin_name == "images":
+                    image_steps.setdefault(value.tag, []).append(event.step)
+    # Pictures of the model at each evaluation: two eval images, each as
+    # a prediction panel and a gate figure.
+    assert image_steps == {
+        f"validation/validation_{index:03d}_{kind}": [2, 4]
+        for index in range(2)
+        for kind in ("prediction", "gates")
+    }
     assert {
         "train/loss",
         "train/learning_rate",

@@ -22,6 +22,7 @@ from gff_keras.data import normalize_images
 from gff_keras.models import load_model
 from gff_keras.visualization import Predictor
 from gff_keras.visualization import cityscapes_label_ids
+from gff_keras.visualization import class_legend
 from gff_keras.visualization import colorize
 from gff_keras.visualization import find_images
 from gff_keras.visualization import gate_ablation
@@ -31,6 +32,7 @@ from gff_keras.visualization import gate_heatmap
 from gff_keras.visualization import overlay
 from gff_keras.visualization import panel_grid
 from gff_keras.visualization import predict_files
+from gff_keras.visualization import prediction_panel
 from gff_keras.visualization import read_image
 from gff_keras.visualization import write_gate_figures
 from gff_keras.visualization.gate_figures import GATE_COLORMAP
@@ -236,6 +238,38 @@ def test_panel_grid_arithmetic_and_empty_cells():
     assert (captioned[:CAPTION_HEIGHT, 13:] == 255).all()  # empty caption
     with pytest.raises(ValueError, match="same shape"):
         panel_grid([[panel, np.zeros((8, 9, 3), np.uint8)]])
+
+
+def test_prediction_panel_ends_with_a_legend_of_the_classes_shown():
+    dataset = dataset_info("synthetic")
+    height, width = 24, 30
+    image = np.full((height, width, 3), 90, np.uint8)
+    label = np.full((height, width), 255)  # ignored pixels are not listed
+    label[:, :10], label[:, 10:20] = 0, 3
+
+    def predicts_class_five(images, training=False):
+        logits = np.zeros(images.shape[:3] + (dataset.num_classes,))
+        logits[..., 5] = 1.0
+        return logits
+
+    panel = prediction_panel(predicts_class_five, image, label, dataset)
+    grid_height = CAPTION_HEIGHT + height
+    grid_width = 3 * width + 2 * SPACING
+    # Narrower than two legend entries (120 px each): one row per class.
+    assert panel.shape == (
+        grid_height + SPACING + 3 * CAPTION_HEIGHT,
+        grid_width,
+        3,
+    )
+    legend = panel[grid_height + SPACING :]
+    np.testing.assert_array_equal(
+        legend, class_legend([0, 3, 5], dataset, grid_width)
+    )
+    # Each row starts with its class's swatch, in the dataset's palette.
+    for row, class_id in enumerate((0, 3, 5)):
+        swatch = legend[row * CAPTION_HEIGHT + 5, 5]
+        np.testing.assert_array_equal(swatch, dataset.palette[class_id])
+    assert class_legend([255], dataset, 200).shape == (0, 200, 3)
 
 
 @pytest.mark.parametrize("captions", [False, True])

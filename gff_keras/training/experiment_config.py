@@ -258,7 +258,10 @@ class RuntimeConfig:
     names the `.keras` checkpoints a run keeps: `"latest"`, `"best"`, both
     (the default) or none. A run ends with its best model (the highest
     validation mIoU of its evaluations, or the last model when `"best"` is
-    not kept): that model is exported, drawn and reported.
+    not kept): that model is exported, drawn and reported. At each
+    evaluation the first `tensorboard_images` eval images are drawn to
+    TensorBoard (image / label / prediction with a class legend, and the
+    gate maps of gated heads).
     """
 
     strategy: str = "auto"
@@ -277,6 +280,7 @@ class RuntimeConfig:
     num_visualizations: int = 0
     verbose: int = 1
     keep_checkpoints: tuple[str, ...] = ("latest", "best")
+    tensorboard_images: int = 2
 
 
 @dataclasses.dataclass

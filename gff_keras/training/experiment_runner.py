@@ -31,7 +31,9 @@ from gff_keras.training.training_backup import finish_backup
 from gff_keras.training.training_backup import is_finished_backup
 from gff_keras.training.training_backup import latest_backup
 from gff_keras.training.training_monitor import TrainingMonitor
+from gff_keras.visualization.gate_figures import gate_figure
 from gff_keras.visualization.gate_figures import write_gate_figures
+from gff_keras.visualization.panels import prediction_panel
 from gff_keras.visualization.panels import write_prediction_panels
 
 # Settings that do not change what a run computes: a resumed run may
@@ -39,6 +41,7 @@ from gff_keras.visualization.panels import write_prediction_panels
 NOT_RUN_IDENTITY = (
     "data.check",
     "data.skip_bad_examples",
+    "runtime.tensorboard_images",
     "runtime.verbose",
 )
 
@@ -230,6 +233,65 @@ def make_evaluate_fn(config: ExperimentConfig, exclude=()):
     return evaluate
 
 
+def _eval_examples(config, count, exclude=()):
+    """The first `count` eval images as `(name, uint8 image, label)`."""
+    size = config.data.synthetic_image_size
+    data = build_dataset(
+        config.data.dataset,
+        config.data.eval_split,
+        data_dir=config.data.data_dir,
+        training=False,
+        batch_size=1,
+        num_examples=config.data.num_eval_examples,
+        synthetic_image_size=(size, size),
+        skip_bad_examples=config.data.skip_bad_examples,
+        exclude=exclude,
+    ).take(count)
+    return [
+        (
+            f"{config.data.eval_split}_{index:03d}",
+            denormalize_images(images[0]).numpy(),
+            labels[0].numpy(),
+        )
+        for index, (images, labels) in enumerate(data)
+    ]
+
+
+def make_images_fn(config: ExperimentConfig, exclude=()):
+    """Returns `model -> {name: picture}` for TensorBoard, or `None`.
+
+    The pictures are `runtime.tensorboard_images` eval images, each as a
+    prediction panel with its class legend (`prediction_panel`) and, for
+    models with gates, the gate figure (`gate_figure`). The images are
+    read once, at the first call.
+
+    Args:
+        config: the experiment.
+        exclude: image paths to leave out (`find_bad_examples`).
+    """
+    count = config.runtime.tensorboard_images
+    if not count:
+        return None
+    info = dataset_info(config.data.dataset)
+    examples = []
+
+    def images(model):
+        if not examples:
+            examples.extend(_eval_examples(config, count, exclude))
+        pictures = {}
+        for name, image, label in examples:
+            pictures[f"{name}_prediction"] = prediction_panel(
+                model, image, label, info
+            )
+            if model.has_gates:
+                pictures[f"{name}_gates"] = gate_figure(
+                    model, image, info.palette, info.ignore_label
+                )
+        return pictures
+
+    return images
+
+
 def write_visualizations(
     model: GFFNet, config: ExperimentConfig, output_dir: str, exclude=()
 ) -> list:
@@ -246,26 +308,9 @@ def write_visualizations(
         The written files.
     """
     info = dataset_info(config.data.dataset)
-    size = config.data.synthetic_image_size
-    data = build_dataset(
-        config.data.dataset,
-        config.data.eval_split,
-        data_dir=config.data.data_dir,
-        training=False,
-        batch_size=1,
-        num_examples=config.data.num_eval_examples,
-        synthetic_image_size=(size, size),
-        skip_bad_examples=config.data.skip_bad_examples,
-        exclude=exclude,
-    ).take(config.runtime.num_visualizations)
-    examples = [
-        (
-            f"{config.data.eval_split}_{index:03d}",
-            denormalize_images(images[0]).numpy(),
-            labels[0].numpy(),
-        )
-        for index, (images, labels) in enumerate(data)
-    ]
+    examples = _eval_examples(
+        config, config.runtime.num_visualizations, exclude
+    )
     written = write_prediction_panels(model, examples, output_dir, info)
     if model.has_gates:
         named = [(name, image) for name, image, _ in examples]
@@ -420,6 +465,7 @@ def run_experiment(
         best_model_file=best_model_file if chief and "best" in keep else None,
         log_dir=log_dir,
         initial_step=initial_step,
+        images_fn=make_images_fn(config, exclude) if chief else None,
     )
     fit_callbacks = [
         # Kept after the last step, so re-running a finished run does not

@@ -36,6 +36,9 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         initial_step: int, the step a resumed run restarts from. If an
             evaluation was due there and is missing (the run was killed
             while evaluating), it runs when training begins.
+        images_fn: optional callable `model -> {name: uint8 [H, W, 3]}`,
+            pictures of the model at each evaluation (prediction panels,
+            gate maps) written to TensorBoard as `validation/<name>`.
 
     Example:
 
@@ -55,8 +58,10 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         best_model_file=None,
         log_dir=None,
         initial_step=0,
+        images_fn=None,
     ):
         super().__init__()
+        self.images_fn = images_fn
         self.evaluate_fn = evaluate_fn
         self.initial_step = initial_step
         self.steps_per_loop = steps_per_loop
@@ -131,6 +136,11 @@ class PeriodicEvaluation(keras.callbacks.Callback):
                 for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
                     if entry[key] is not None:
                         tf.summary.scalar(f"validation/{key}", entry[key])
+                if self.images_fn is not None:
+                    for name, image in self.images_fn(self.model).items():
+                        tf.summary.image(
+                            f"validation/{name}", np.asarray(image)[None]
+                        )
             self._writer.flush()
         if self.metrics_file:
             atomic_files.write_json(

@@ -11,13 +11,16 @@ from gff_keras.visualization.gate_figures import write_gate_figures
 from gff_keras.visualization.masks import cityscapes_label_ids
 from gff_keras.visualization.masks import colorize
 from gff_keras.visualization.masks import overlay
+from gff_keras.visualization.panels import class_legend
 from gff_keras.visualization.panels import panel_grid
+from gff_keras.visualization.panels import prediction_panel
 from gff_keras.visualization.panels import write_prediction_panels
 from gff_keras.visualization.predictor import Predictor
 
 __all__ = [
     "Predictor",
     "cityscapes_label_ids",
+    "class_legend",
     "colorize",
     "find_images",
     "gate_ablation",
@@ -26,6 +29,7 @@ __all__ = [
     "gate_heatmap",
     "overlay",
     "panel_grid",
+    "prediction_panel",
     "predict_files",
     "read_image",
     "write_gate_figures",

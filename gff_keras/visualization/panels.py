@@ -103,12 +103,105 @@ def _caption(text, width, background, font):
 
 
 PANEL_SUFFIX = "_prediction.png"
+# Width of one legend entry: a colour swatch and a class name.
+LEGEND_ENTRY_WIDTH = 120
+
+
+def class_legend(
+    class_ids, dataset, width: int, background: int = 255
+) -> np.ndarray:
+    """A strip naming the colour of each class in `class_ids`.
+
+    Entries (a swatch in the dataset's palette and the class name) fill
+    rows of `width` pixels, as many rows as needed, in `class_ids` order.
+
+    Args:
+        class_ids: train ids to list (the ignore label is left out).
+        dataset: the `DatasetInfo` giving palette, class names and ignore
+            label.
+        width: the strip's width in pixels.
+        background: int grey level behind the entries. Defaults to `255`.
+
+    Returns:
+        uint8 array `[rows * CAPTION_HEIGHT, width, 3]` (zero rows when
+        there is no class to list).
+
+    Example:
+
+    >>> from gff_keras.data import dataset_info
+    >>> class_legend([0, 2], dataset_info("synthetic"), 300).shape
+    (14, 300, 3)
+    """
+    ids = [int(i) for i in class_ids if int(i) != dataset.ignore_label]
+    per_row = max(1, width // LEGEND_ENTRY_WIDTH)
+    rows = -(-len(ids) // per_row)
+    strip = Image.new("RGB", (width, rows * CAPTION_HEIGHT), (background,) * 3)
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default()
+    swatch = CAPTION_HEIGHT - 4
+    for index, class_id in enumerate(ids):
+        top = (index // per_row) * CAPTION_HEIGHT + 2
+        left = (index % per_row) * LEGEND_ENTRY_WIDTH + 1
+        color = tuple(int(c) for c in dataset.palette[class_id])
+        draw.rectangle(
+            [left, top, left + swatch, top + swatch],
+            fill=color,
+            outline=CAPTION_COLOR,
+        )
+        draw.text(
+            (left + swatch + 3, top - 1),
+            dataset.class_names[class_id],
+            fill=CAPTION_COLOR,
+            font=font,
+        )
+    return np.asarray(strip)
+
+
+def prediction_panel(
+    model, image, label, dataset, alpha: float = 0.5, spacing: int = 4
+) -> np.ndarray:
+    """Image | ground truth | prediction, with a legend of their classes.
+
+    Args:
+        model: a segmentation model taking normalized images and returning
+            logits at the input's size (e.g. `GFFNet`).
+        image: uint8 RGB `[H, W, 3]`.
+        label: `[H, W]` train ids (the ignore label is not drawn).
+        dataset: the `DatasetInfo` giving palette, class names and ignore
+            label.
+        alpha: mask weight in the overlays. Defaults to `0.5`.
+        spacing: pixels between panels and above the legend.
+
+    Returns:
+        uint8 array `[height, width, 3]`: the captioned panels, then a
+        legend of every class in the label or the prediction.
+    """
+    image = np.asarray(image, np.uint8)
+    label = np.asarray(label)
+    logits = model(normalize_images(image[None]), training=False)
+    prediction = np.argmax(np.asarray(logits)[0], axis=-1)
+    panels = [image] + [
+        overlay(image, mask, dataset.palette, alpha, dataset.ignore_label)
+        for mask in (label, prediction)
+    ]
+    grid = panel_grid(
+        [panels],
+        spacing=spacing,
+        captions=[["image", "ground truth", "prediction"]],
+    )
+    classes = np.union1d(np.unique(label), np.unique(prediction))
+    legend = class_legend(classes, dataset, grid.shape[1])
+    gap = np.full((spacing, grid.shape[1], 3), 255, np.uint8)
+    return np.concatenate([grid, gap, legend])
 
 
 def write_prediction_panels(
     model, examples, output_dir: str, dataset, alpha: float = 0.5
 ) -> list:
     """Writes image | ground truth | prediction panels for labelled images.
+
+    Each panel (`prediction_panel`) ends with a legend of the classes it
+    shows.
 
     Args:
         model: a segmentation model taking normalized images and returning
@@ -135,20 +228,10 @@ def write_prediction_panels(
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for name, image, label in examples:
-        image = np.asarray(image, np.uint8)
-        logits = model(normalize_images(image[None]), training=False)
-        prediction = np.argmax(np.asarray(logits)[0], axis=-1)
-        panels = [image] + [
-            overlay(image, mask, dataset.palette, alpha, dataset.ignore_label)
-            for mask in (np.asarray(label), prediction)
-        ]
-        grid = panel_grid(
-            [panels],
-            captions=[["image", "ground truth", "prediction"]],
-        )
         target = os.path.join(output_dir, name + PANEL_SUFFIX)
         if target in written:
             raise ValueError(f"Two examples are named {name!r}.")
-        Image.fromarray(grid).save(target)
+        panel = prediction_panel(model, image, label, dataset, alpha)
+        Image.fromarray(panel).save(target)
         written.append(target)
     return written
