@@ -27,6 +27,7 @@ from cli_errors import fail  # noqa: E402
 
 from gff_keras.export import export_litert  # noqa: E402
 from gff_keras.export import export_saved_model  # noqa: E402
+from gff_keras.export.litert_export import QUANTIZATIONS  # noqa: E402
 from gff_keras.models import load_model  # noqa: E402
 
 _MODEL_DIR = flags.DEFINE_string(
@@ -52,7 +53,7 @@ _IMAGE_SIZE = flags.DEFINE_string(
 _QUANTIZE = flags.DEFINE_enum(
     "quantize",
     "none",
-    ["none", "float16", "dynamic_int8"],
+    list(QUANTIZATIONS),
     "LiteRT: weight quantization.",
 )
 _OUTPUT = flags.DEFINE_string(

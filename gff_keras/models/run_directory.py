@@ -87,6 +87,11 @@ def load_model(path: str) -> keras.Model:
         ValueError: when the file is not a Keras model (naming it).
     """
     path = model_path(path)
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        # Keras would report it as "File not found".
+        raise ValueError(
+            f"{path} is not a Keras model file (a .keras zip archive)."
+        )
     try:
         return keras.models.load_model(path, compile=False)
     except (ValueError, zipfile.BadZipFile, KeyError) as error:

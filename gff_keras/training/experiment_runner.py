@@ -490,10 +490,12 @@ def run_experiment(
     )
     finished = int(model.optimizer.iterations.numpy()) >= total_steps
     if "latest" in keep and finished and not restored_finished:
-        # A kill between the last backup and latest.keras leaves it a loop
-        # behind, so it is written again; then the backup's copy of the
-        # weights (with the optimizer state) is no longer needed.
-        run_directory.save_model(model, latest_model_file)
+        if initial_step >= total_steps:
+            # Killed between the last backup and latest.keras, which is a
+            # loop behind: no epoch ran now to write it.
+            run_directory.save_model(model, latest_model_file)
+        # latest.keras holds the final weights: the backup's copy of them
+        # (with the optimizer state) is no longer needed.
         finish_backup(backup_dir, latest_model_file)
 
     summary = {
