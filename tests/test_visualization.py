@@ -516,6 +516,25 @@ def test_gate_figure_layout_and_panels():
         ).all()
 
 
+def test_gate_figure_with_a_dataset_ends_with_a_legend_of_predictions():
+    model = small_model()
+    open_gates(model)
+    image = scene(48, 64)
+    figure = gate_figure(model, image, SYNTHETIC.palette)
+    with_legend = gate_figure(
+        model, image, SYNTHETIC.palette, dataset=SYNTHETIC
+    )
+    height, width = figure.shape[:2]
+    np.testing.assert_array_equal(with_legend[:height], figure)
+    logits, _ = model.gate_maps(normalize_images(image[None]))
+    predicted = np.unique(np.argmax(np.asarray(logits)[0], axis=-1))
+    np.testing.assert_array_equal(
+        with_legend[height + SPACING :],
+        class_legend(predicted, SYNTHETIC, width),
+    )
+    assert with_legend.shape[0] > height + SPACING
+
+
 def test_models_without_gates_are_refused(tmp_path):
     model = small_model(fusion="add")
     with pytest.raises(ValueError, match="no gates"):
@@ -698,9 +717,13 @@ def test_visualize_gates_script_end_to_end(tmp_path, run_dir, input_images):
         ("gray", "jpg", (40, 56)),
     ):
         figure = np.asarray(Image.open(out / f"{stem}_gates.png"))
-        # Two rows of captions + panels; the image and one panel per level.
-        assert figure.shape == (
-            2 * (height + CAPTION_HEIGHT) + SPACING,
+        # Two rows of captions + panels; the image and one panel per level;
+        # then a legend of whole caption-high rows.
+        panels = 2 * (height + CAPTION_HEIGHT) + SPACING
+        legend_height = figure.shape[0] - panels - SPACING
+        assert legend_height >= CAPTION_HEIGHT
+        assert legend_height % CAPTION_HEIGHT == 0
+        assert figure.shape[1:] == (
             (NUM_LEVELS + 1) * width + NUM_LEVELS * SPACING,
             3,
         )
@@ -710,7 +733,7 @@ def test_visualize_gates_script_end_to_end(tmp_path, run_dir, input_images):
         )
         for c in range(NUM_LEVELS):
             left = (c + 1) * width + c * SPACING
-            assert (figure[:, left : left + SPACING] == 255).all()
+            assert (figure[:panels, left : left + SPACING] == 255).all()
 
 
 def test_visualize_gates_script_on_synthetic_scenes(tmp_path, run_dir):
@@ -728,7 +751,8 @@ def test_visualize_gates_script_on_synthetic_scenes(tmp_path, run_dir):
         "synthetic_0001_gates.png",
     ]
     figure = Image.open(out / "synthetic_0001_gates.png")
-    assert figure.size == (
-        (NUM_LEVELS + 1) * 40 + NUM_LEVELS * SPACING,
-        2 * (32 + CAPTION_HEIGHT) + SPACING,
+    assert figure.size[0] == (NUM_LEVELS + 1) * 40 + NUM_LEVELS * SPACING
+    # The panels, then at least one legend row.
+    assert figure.size[1] >= (
+        2 * (32 + CAPTION_HEIGHT) + 2 * SPACING + CAPTION_HEIGHT
     )

@@ -9,6 +9,7 @@ from PIL import Image
 from gff_keras.data.pipeline import normalize_images
 from gff_keras.visualization.masks import overlay
 from gff_keras.visualization.masks import rgb_image
+from gff_keras.visualization.panels import class_legend
 from gff_keras.visualization.panels import panel_grid
 
 
@@ -186,6 +187,7 @@ def gate_figure(
     alpha: float = 0.5,
     spacing: int = 4,
     captions: bool = True,
+    dataset=None,
 ) -> np.ndarray:
     """The paper's gate figure (Fig. 6/7) for one image.
 
@@ -200,7 +202,9 @@ def gate_figure(
 
     The result is `(L + 1) * W + L * spacing` wide and
     `2 * (H + caption) + spacing` tall, `caption` being
-    `panel_grid.CAPTION_HEIGHT` with captions and 0 without.
+    `panel_grid.CAPTION_HEIGHT` with captions and 0 without; with a
+    `dataset`, a legend of the predicted classes (`class_legend`) follows
+    after another `spacing`.
 
     Args:
         model: a `GFFNet` with `fusion="gff"` or `"gated_fpn"`.
@@ -210,6 +214,8 @@ def gate_figure(
         alpha: weight of the mask in the overlay. Defaults to `0.5`.
         spacing: pixels between panels. Defaults to `4`.
         captions: bool, label the panels. Defaults to `True`.
+        dataset: the `DatasetInfo` whose class names the legend shows;
+            `None` draws no legend. Defaults to `None`.
 
     Returns:
         uint8 array `[height, width, 3]`.
@@ -261,7 +267,12 @@ def gate_figure(
                 for level, share in enumerate(shares)
             ],
         ]
-    return panel_grid(rows, spacing=spacing, captions=names)
+    figure = panel_grid(rows, spacing=spacing, captions=names)
+    if dataset is None:
+        return figure
+    legend = class_legend(np.unique(prediction), dataset, figure.shape[1])
+    gap = np.full((spacing, figure.shape[1], 3), 255, np.uint8)
+    return np.concatenate([figure, gap, legend])
 
 
 FIGURE_SUFFIX = "_gates.png"
@@ -271,6 +282,8 @@ def write_gate_figures(
     model, named_images, output_dir: str, dataset, alpha: float = 0.5
 ) -> list:
     """Writes the paper's gate figure (`gate_figure`) for each image.
+
+    Each figure ends with a legend of the classes it predicts.
 
     Args:
         model: a `GFFNet` with `fusion="gff"` or `"gated_fpn"`.
@@ -315,7 +328,12 @@ def write_gate_figures(
     written = []
     for name, image in named_images:
         figure = gate_figure(
-            model, image, dataset.palette, dataset.ignore_label, alpha
+            model,
+            image,
+            dataset.palette,
+            dataset.ignore_label,
+            alpha,
+            dataset=dataset,
         )
         target = os.path.join(output_dir, name + FIGURE_SUFFIX)
         if target in written:
