@@ -167,7 +167,8 @@ def _mean_iou(per_class_iou, names):
     return float(np.mean(values)) if values else float("nan")
 
 
-def _run_record(seed, evaluation, seconds):
+def run_record(seed: int, evaluation: dict, seconds: float) -> dict:
+    """One run's scores: mIoU, thin/small/large IoU, per-class IoU, time."""
     per_class = {k: float(v) for k, v in evaluation["per_class_iou"].items()}
     return {
         "seed": int(seed),
@@ -299,7 +300,7 @@ def run_ablation(
             keras.backend.clear_session()
             tick = time.time()
             summary = run_experiment(config, run_dir)
-            record = _run_record(seed, summary["final"], time.time() - tick)
+            record = run_record(seed, summary["final"], time.time() - tick)
             runs[variant].append(record)
             log(
                 f"{variant:>9} seed {seed}: mIoU {record['mean_iou']:.3f}, "

@@ -18,6 +18,13 @@ latency, training-step time, training images/s and peak memory (host RSS on
 CPU, device memory on GPU), each variant in its own process, and the forward
 latency of the frozen inference graph (`--frozen`, default on: what
 `export_saved_model(..., freeze=True)` serves) in another fresh process.
+Timed runs first measure the machine's convolution limit
+(`gff_keras.benchmarks.measure_convolution_limit`: a 3x3 512->512
+convolution on 2x64x64x512, forward with a variable and with a constant
+filter, and forward+backward, each in a fresh process) and give each row's
+GFLOP/s as a fraction of the matching limit: forward against the variable
+filter's, frozen forward against the constant filter's, training (3x the
+forward FLOPs per image) against forward+backward.
 Prints the machine and a markdown table; --json_out writes the rows.
 """
 
@@ -204,6 +211,45 @@ def model_row(settings: dict) -> dict:
     return row
 
 
+def limit_row(kind: str) -> dict:
+    """One convolution limit; runs in a fresh process."""
+    from gff_keras.benchmarks import measure_convolution_limit
+
+    return measure_convolution_limit(kind)
+
+
+def convolution_limits(context) -> dict:
+    from gff_keras.benchmarks import LIMIT_KINDS
+
+    limits = {}
+    for kind in LIMIT_KINDS:
+        with context.Pool(1) as pool:
+            limits[kind] = pool.apply(limit_row, (kind,))
+    return limits
+
+
+def add_fractions(row: dict, settings: dict, limits: dict) -> None:
+    """Each timing's GFLOP/s as a fraction of the machine's limit."""
+    row["forward_of_limit"] = round(
+        row["gflops_per_s"] / limits["forward_variable"]["gflops_per_s"], 3
+    )
+    if "train_step_ms" in row:
+        scale = (settings["train_image_size"] / settings["image_size"]) ** 2
+        train_flops = 3 * row["flops"] * scale * settings["train_batch_size"]
+        row["train_gflops_per_s"] = round(
+            train_flops / row["train_step_ms"] / 1e6, 2
+        )
+        row["train_of_limit"] = round(
+            row["train_gflops_per_s"] / limits["training"]["gflops_per_s"], 3
+        )
+    if "frozen_gflops_per_s" in row:
+        row["frozen_of_limit"] = round(
+            row["frozen_gflops_per_s"]
+            / limits["forward_constant"]["gflops_per_s"],
+            3,
+        )
+
+
 def model_rows() -> list:
     unknown = set(_MODELS.value) - set(VARIANTS) - set(PRESETS)
     if unknown:
@@ -230,6 +276,7 @@ def model_rows() -> list:
     # A fresh process per variant: TensorFlow keeps memory it once used,
     # so peak RSS would otherwise be the largest variant's so far.
     context = multiprocessing.get_context("spawn")
+    limits = convolution_limits(context) if settings["timing"] else None
     rows = []
     for name in _MODELS.value:
         variant = {**settings, "model": name}
@@ -244,8 +291,25 @@ def model_rows() -> list:
             row["frozen_gflops_per_s"] = round(
                 row["flops"] / row["frozen_forward_ms"] / 1e6, 2
             )
+        if limits:
+            row["convolution_limits"] = limits
+            add_fractions(row, settings, limits)
         rows.append(row)
     return rows
+
+
+def _percent(row, key):
+    return f"{100 * row[key]:.0f}%" if key in row else "-"
+
+
+def print_limits(limits: dict) -> None:
+    print(
+        "convolution limit (3x3, 512->512, 2x64x64x512, best call): "
+        + ", ".join(
+            f"{kind.replace('_', ' ')} {limit['gflops_per_s']:.0f} GFLOP/s"
+            for kind, limit in limits.items()
+        )
+    )
 
 
 def print_model_table(rows: list) -> None:
@@ -254,9 +318,12 @@ def print_model_table(rows: list) -> None:
     header = "| model | backbone | params | GFLOPs | vs psp |"
     frozen = "frozen_forward_ms" in rows[0]
     if timed:
-        header += " forward ms | train step ms | images/s | GFLOP/s | peak MB |"
+        header += (
+            " forward ms | train step ms | images/s | GFLOP/s | peak MB |"
+            " forward / limit | train GFLOP/s | train / limit |"
+        )
     if frozen:
-        header += " frozen forward ms | frozen GFLOP/s |"
+        header += " frozen forward ms | frozen GFLOP/s | frozen / limit |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for row in rows:
@@ -276,11 +343,15 @@ def print_model_table(rows: list) -> None:
             line += (
                 f" {row['forward_ms']:.0f} | {train} | "
                 f"{row['gflops_per_s']:.1f} | {row['peak_memory_mb']:.0f} |"
+                f" {_percent(row, 'forward_of_limit')} |"
+                f" {row.get('train_gflops_per_s', '-')} |"
+                f" {_percent(row, 'train_of_limit')} |"
             )
         if frozen:
             line += (
                 f" {row['frozen_forward_ms']:.0f} |"
                 f" {row['frozen_gflops_per_s']:.1f} |"
+                f" {_percent(row, 'frozen_of_limit')} |"
             )
         print(line)
 
@@ -305,6 +376,8 @@ def main(argv):
             f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, output stride "
             f"{_OUTPUT_STRIDE.value}, {_NUM_CLASSES.value} classes"
         )
+        if "convolution_limits" in rows[0]:
+            print_limits(rows[0]["convolution_limits"])
         print_model_table(rows)
     if _JSON.value:
         with open(_JSON.value, "w") as f:

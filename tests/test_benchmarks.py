@@ -9,9 +9,12 @@ import keras
 import pytest
 
 from gff_keras import GFFNet
+from gff_keras.benchmarks import LIMIT_KINDS
 from gff_keras.benchmarks import count_flops
+from gff_keras.benchmarks import measure_convolution_limit
 from gff_keras.benchmarks import measure_frozen_forward
 from gff_keras.benchmarks import measure_model
+from gff_keras.benchmarks.convolution_limit import convolution_flops
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,3 +138,19 @@ def test_measure_frozen_forward_reports_a_positive_time():
     row = measure_frozen_forward(model, 48, runs=1, warmup=1)
     assert set(row) == {"frozen_forward_ms", "peak_memory_mb"}
     assert row["frozen_forward_ms"] > 0
+
+
+@pytest.mark.parametrize("kind", LIMIT_KINDS)
+def test_convolution_limit_reports_the_probe_flops_and_rate(kind):
+    shape = (1, 8, 8, 16)
+    limit = measure_convolution_limit(kind, runs=2, warmup=1, shape=shape)
+    forward_flops = 2 * 8 * 8 * 16 * 16 * 9
+    assert convolution_flops(shape) == forward_flops
+    expected = 3 * forward_flops if kind == "training" else forward_flops
+    assert limit["gflops"] == pytest.approx(expected / 1e9, abs=1e-5)
+    assert limit["ms"] > 0
+    assert limit["gflops_per_s"] == pytest.approx(
+        expected / limit["ms"] / 1e6, rel=0.05, abs=0.1
+    )
+    with pytest.raises(ValueError, match="must be one of"):
+        measure_convolution_limit("backward", shape=shape)

@@ -40,6 +40,7 @@ def measure_model(
     train_runs: int | None = None,
     jit_compile: bool = False,
     seed: int = 0,
+    loss: keras.losses.Loss | None = None,
 ) -> dict:
     """Times inference and a training step of a segmentation model.
 
@@ -66,6 +67,8 @@ def measure_model(
             the training step (and its keys in the result).
         jit_compile: bool, compile both with XLA.
         seed: int, for the random inputs.
+        loss: the training loss, for models that do not supply their own
+            in `compile` (other libraries' segmenters). Defaults to `None`.
 
     Returns:
         A dict with `forward_ms`, `train_step_ms`, `images_per_s` (training
@@ -113,6 +116,9 @@ def measure_model(
         )
         model.compile(
             optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
+            loss=loss,
+            # Timed without metrics (keras-hub tasks add one by default).
+            metrics=[],
             jit_compile=jit_compile,
         )
         train_ms = _median_ms(

@@ -68,12 +68,30 @@ def _check_config(config, model_dir):
             f"{key} changed from {_get(previous, key)!r} to "
             f"{_get(resolved, key)!r} since the run began."
         )
-    if len(allowed) < len(changed):
+    different = run_identity_differences(previous, resolved)
+    if different:
         raise ValueError(
             f"{model_dir!r} holds a run with a different config (changed: "
-            f"{', '.join(k for k in changed if k not in allowed)}). Resume "
-            "with the same settings or choose another --model_dir."
+            f"{', '.join(different)}). Resume with the same settings or "
+            "choose another --model_dir."
         )
+
+
+def run_identity_differences(old: dict, new: dict) -> list[str]:
+    """The config keys that make two runs different trainings.
+
+    Args:
+        old, new: configs as dicts (`ExperimentConfig.to_dict()`).
+
+    Returns:
+        Sorted dotted keys whose values differ, leaving out
+        `NOT_RUN_IDENTITY` (settings a run may change when resumed).
+    """
+    return [
+        key
+        for key in sorted(_differences(old, new))
+        if key not in NOT_RUN_IDENTITY
+    ]
 
 
 def _get(values, key):
@@ -204,6 +222,45 @@ def find_bad_examples(
     return bad
 
 
+def make_train_dataset(
+    config: ExperimentConfig, exclude=(), initial_step: int = 0
+) -> tf.data.Dataset:
+    """The experiment's endless, seeded training stream.
+
+    Any model trained on this stream sees the same batches in the same
+    order for the same `runtime.seed` (`experiments/peers.py` trains other
+    libraries' segmenters on it).
+
+    Args:
+        config: the experiment.
+        exclude: image paths to leave out (`find_bad_examples`).
+        initial_step: training steps already done; the stream starts at the
+            batch that step would have read next.
+
+    Returns:
+        A `tf.data.Dataset` of `(normalized images, labels)` batches.
+    """
+    runtime = config.runtime
+    size = config.data.synthetic_image_size
+    return build_dataset(
+        config.data.dataset,
+        config.data.train_split,
+        data_dir=config.data.data_dir,
+        training=True,
+        crop_size=config.data.crop_size,
+        batch_size=config.data.batch_size,
+        seed=runtime.seed,
+        skip_bad_examples=config.data.skip_bad_examples,
+        exclude=exclude,
+        deterministic=True if runtime.deterministic else None,
+        scale_range=(config.data.scale_min, config.data.scale_max),
+        num_examples=config.data.num_train_examples,
+        synthetic_image_size=(size, size),
+        repeat=True,
+        initial_step=initial_step,
+    )
+
+
 def make_evaluate_fn(config: ExperimentConfig, exclude=()):
     """Returns `model -> evaluate_dataset result` for the eval split.
 
@@ -285,7 +342,7 @@ def make_images_fn(config: ExperimentConfig, exclude=()):
             )
             if model.has_gates:
                 pictures[f"{name}_gates"] = gate_figure(
-                    model, image, info.palette, info.ignore_label
+                    model, image, info.palette, info.ignore_label, dataset=info
                 )
         return pictures
 
@@ -420,24 +477,7 @@ def run_experiment(
         example.image
         for example in find_bad_examples(config, run_dir, initial_step > 0)
     ]
-    size = config.data.synthetic_image_size
-    train = build_dataset(
-        config.data.dataset,
-        config.data.train_split,
-        data_dir=config.data.data_dir,
-        training=True,
-        crop_size=config.data.crop_size,
-        batch_size=config.data.batch_size,
-        seed=runtime.seed,
-        skip_bad_examples=config.data.skip_bad_examples,
-        exclude=exclude,
-        deterministic=True if runtime.deterministic else None,
-        scale_range=(config.data.scale_min, config.data.scale_max),
-        num_examples=config.data.num_train_examples,
-        synthetic_image_size=(size, size),
-        repeat=True,
-        initial_step=initial_step,
-    )
+    train = make_train_dataset(config, exclude, initial_step)
     # Written once the data is found, so a failed start leaves no config.
     if chief:
         atomic_files.write_text(
