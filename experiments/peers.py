@@ -459,6 +459,7 @@ def run_comparison(
     budget: str = "full",
     results_file: str | None = None,
     ablation_results: str | None = None,
+    speed_only=(),
     log=print,
 ) -> dict:
     """Trains, scores and times every peer; writes the results JSON.
@@ -479,6 +480,9 @@ def run_comparison(
         ablation_results: an `ablation_synthetic` results JSON whose
             matching GFFNet runs are used instead of training them;
             `None` trains every model.
+        speed_only: peers that are timed but not trained (their row has
+            no runs and says so), for models whose training this machine
+            cannot afford at the budget.
         log: progress printer.
 
     Returns:
@@ -507,7 +511,10 @@ def run_comparison(
             runs = None
             if ablation_results:
                 runs = ablation_runs(name, seeds, budget, ablation_results)
-            if runs:
+            if name in speed_only:
+                runs = []
+                log(f"{name}: timed only, not trained")
+            elif runs:
                 with open(ablation_results) as f:
                     machine = json.load(f)["machine"]
                 source = f"{os.path.basename(ablation_results)} ({machine})"
@@ -529,9 +536,9 @@ def run_comparison(
         models[name] = {
             "library": peer.library,
             "description": peer.description,
-            "trained_in": source or "this run",
+            "trained_in": ("not trained" if not runs else source or "this run"),
             "runs": runs,
-            **summarize_variant(runs),
+            **(summarize_variant(runs) if runs else {}),
             **speed,
         }
     results = {
@@ -540,6 +547,7 @@ def run_comparison(
             f"python scripts/compare_peers.py --budget={budget} "
             f"--output_dir={output_dir} --peers={','.join(peers)} "
             f"--seeds={','.join(str(seed) for seed in seeds)}"
+            + (f" --speed_only={','.join(speed_only)}" if speed_only else "")
         ),
         "budget": budget,
         "budget_settings": settings,
@@ -579,10 +587,14 @@ def markdown_table(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, model in results["models"].items():
+        scores = ["not trained"] * 4
+        if model["runs"]:
+            scores = [
+                cell(model[key])
+                for key in ("mean_iou", "thin_iou", "small_iou", "large_iou")
+            ]
         lines.append(
-            f"| {name} | {model['library']} | {cell(model['mean_iou'])} | "
-            f"{cell(model['thin_iou'])} | {cell(model['small_iou'])} | "
-            f"{cell(model['large_iou'])} | "
+            f"| {name} | {model['library']} | {' | '.join(scores)} | "
             f"{model['parameters'] / 1e6:.1f} | {model['gflops']:.1f} | "
             f"{model['forward_ms']:.0f} | {model['train_step_ms']:.0f} |"
         )

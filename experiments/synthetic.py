@@ -49,4 +49,8 @@ def synthetic_tiny():
     config.runtime.eval_every = 2
     config.runtime.log_every = 1
     config.runtime.verbose = 2
+    # Pictures at each evaluation run the model eagerly several times per
+    # image (a gate figure zeroes each gate in turn): a third of this run's
+    # time. Tests that read them ask for them.
+    config.runtime.tensorboard_images = 0
     return config

@@ -50,6 +50,12 @@ _ABLATION_RESULTS = flags.DEFINE_string(
     "Ablation results whose GFFNet runs (same recipe, budget and seeds) are "
     "read instead of trained; empty trains every model.",
 )
+_SPEED_ONLY = flags.DEFINE_list(
+    "speed_only",
+    [],
+    "Peers to time without training (where this machine cannot afford "
+    "their training at the budget).",
+)
 _BUDGET = flags.DEFINE_enum(
     "budget",
     "full",
@@ -62,7 +68,11 @@ _BUDGET = flags.DEFINE_enum(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    unknown = [name for name in _PEERS.value if name not in peers.PEERS]
+    unknown = [
+        name
+        for name in _PEERS.value + _SPEED_ONLY.value
+        if name not in peers.PEERS
+    ]
     if unknown:
         choices = ", ".join(peers.PEERS)
         raise app.UsageError(f"--peers: unknown {unknown}; from {choices}.")
@@ -81,6 +91,7 @@ def main(argv):
         budget=_BUDGET.value,
         results_file=results_file,
         ablation_results=_ABLATION_RESULTS.value or None,
+        speed_only=tuple(_SPEED_ONLY.value),
     )
     print(f"Wrote {results_file} ({results['total_seconds']:.0f} s).")
     print(peers.markdown_table(results))

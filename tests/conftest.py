@@ -24,10 +24,30 @@ tf.config.set_logical_device_configuration(
 )
 
 
+# The longest tests (minutes each on a 2-core CPU), started before all the
+# others: the workers take tests one at a time in collection order.
+LONGEST_FIRST = (
+    "test_a_run_killed_at_any_moment_finishes_on_rerun",
+    "test_a_few_hundred_synthetic_steps_learn_well_above_chance",
+    "test_rerun_with_the_same_seed_gives_the_same_numbers",
+    "test_compare_peers_tiny_budget_trains_scores_and_times",
+)
+
+
 def pytest_collection_modifyitems(items):
-    # Slow tests first, so that the two workers finish together rather
-    # than one running a minute-long test alone at the end.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # The longest tests, then the other slow ones, then the rest: with
+    # one test handed out at a time (setup.cfg), the two workers finish
+    # together rather than one running minute-long tests alone at the end.
+    def order(item):
+        name = item.originalname
+        rank = (
+            LONGEST_FIRST.index(name)
+            if name in LONGEST_FIRST
+            else len(LONGEST_FIRST)
+        )
+        return (rank, item.get_closest_marker("slow") is None)
+
+    items.sort(key=order)
 
 
 @pytest.fixture(autouse=True)

@@ -92,6 +92,28 @@ def test_frozen_evaluation_scores_like_the_model(model, options):
     )
 
 
+@pytest.mark.parametrize("freeze", [False, True], ids=["keras", "frozen"])
+def test_evaluating_again_after_training_scores_the_new_weights(freeze):
+    # Training evaluates one model many times and reuses its trace; the
+    # reused trace must read the weights as they are now.
+    keras.utils.set_random_seed(1)
+    model = GFFNet(8, **SMALL)
+    before = evaluate_dataset(
+        model, "synthetic", verbose=0, freeze=freeze, **SYNTHETIC
+    )
+    rng = np.random.default_rng(0)
+    head = model.head.weights[-1]  # the classifier's bias
+    head.assign(rng.normal(size=head.shape) * 5)
+    after = evaluate_dataset(
+        model, "synthetic", verbose=0, freeze=freeze, **SYNTHETIC
+    )
+    expected = reference_scores(model, "synthetic", mode="whole")
+    assert after["mean_iou"] != before["mean_iou"]
+    assert after["pixel_accuracy"] == pytest.approx(
+        float(expected["pixel_accuracy"]), abs=1e-3
+    )
+
+
 def test_ade20k_reports_the_official_score(tmp_path, model):
     base, _ = ade20k_fixture(str(tmp_path), np.random.default_rng(0))
     ade_model = GFFNet(150, **SMALL)

@@ -458,6 +458,7 @@ def test_train_script_leaves_a_complete_run_directory(tmp_path):
         "--experiment=synthetic_tiny",
         f"--model_dir={model_dir}",
         "--override=runtime.num_visualizations=1",
+        "--override=runtime.tensorboard_images=2",
     ]
     result = _run(command)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -7,6 +7,7 @@ from gff_keras.backbones.dilated_resnet import STEM_STRIDE
 from gff_keras.backbones.dilation import OUTPUT_STRIDES
 from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
+from gff_keras.layers.dilated_conv2d import DilatedConv2D
 
 # Dense layers per block for each depth (Huang et al. 2017, Table 1).
 DENSENET_LAYOUTS = {
@@ -177,7 +178,9 @@ class DilatedDenseNet(Backbone):
         )(y)
         y = cls._batch_norm(f"{name}_1_bn", momentum)(y)
         y = keras.layers.Activation("relu", name=f"{name}_1_relu")(y)
-        y = keras.layers.Conv2D(
+        # Dilated: trained as shifted matrix products (see DilatedConv2D).
+        convolution = DilatedConv2D if dilation > 1 else keras.layers.Conv2D
+        y = convolution(
             GROWTH_RATE,
             3,
             padding="same",

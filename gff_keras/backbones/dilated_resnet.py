@@ -4,6 +4,7 @@ from gff_keras.backbones.backbone import Backbone
 from gff_keras.backbones.dilation import OUTPUT_STRIDES
 from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
+from gff_keras.layers.dilated_conv2d import DilatedConv2D
 
 # (block type, blocks per stage) for each depth, as in He et al. 2016.
 RESNET_LAYOUTS = {
@@ -187,7 +188,9 @@ class DilatedResNet(Backbone):
         dilation=1,
         relu=True,
     ):
-        x = keras.layers.Conv2D(
+        # Dilated: trained as shifted matrix products (see DilatedConv2D).
+        convolution = DilatedConv2D if dilation > 1 else keras.layers.Conv2D
+        x = convolution(
             filters,
             kernel_size,
             strides=strides,

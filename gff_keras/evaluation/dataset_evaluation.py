@@ -1,3 +1,4 @@
+import weakref
 from collections.abc import Iterable
 
 import keras
@@ -116,23 +117,7 @@ def evaluate_dataset(
     if mode == "ms_flip":
         options.update(scales=tuple(scales), flip=flip)
 
-    # One trace for every image size (sizes vary within a dataset).
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)]
-    )
-    def predict(images):
-        # Whole images need no softmax: the argmax of the logits is the
-        # same class.
-        output = "logits" if mode == "whole" else "probabilities"
-        scores = predict_logits(
-            model,
-            images,
-            num_classes=info.num_classes,
-            output=output,
-            **options,
-        )
-        return tf.argmax(scores, axis=-1, output_type=tf.int32)
-
+    predict = _traced_predict(model, info.num_classes, options)
     # Tracing before reading data reports bad inference options at once.
     traced = predict.get_concrete_function()
     if freeze:
@@ -185,3 +170,46 @@ def evaluate_dataset(
             summary["pixel_accuracy"] + summary["mean_iou"]
         ) / 2
     return summary
+
+
+# model -> {inference options: traced prediction}. Training evaluates one
+# model many times; tracing it is most of a small evaluation's time. Weak
+# keys, and the traced functions hold the model only weakly, so a model
+# that is no longer used is freed with its traces.
+_TRACES = weakref.WeakKeyDictionary()
+
+
+def _traced_predict(model, num_classes, options):
+    """The class-id prediction of `model`, traced once per options."""
+    key = (num_classes, tuple(sorted(options.items())))
+    try:
+        traces = _TRACES.setdefault(model, {})
+        model_ref = weakref.ref(model)
+    except TypeError:  # not weakly referable: traced for this call only
+        traces = {}
+
+        def model_ref():
+            return model
+
+    if key in traces:
+        return traces[key]
+    # Whole images need no softmax: the argmax of the logits is the same
+    # class.
+    output = "logits" if options["mode"] == "whole" else "probabilities"
+
+    # One trace for every image size (sizes vary within a dataset).
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)]
+    )
+    def predict(images):
+        scores = predict_logits(
+            model_ref(),
+            images,
+            num_classes=num_classes,
+            output=output,
+            **options,
+        )
+        return tf.argmax(scores, axis=-1, output_type=tf.int32)
+
+    traces[key] = predict
+    return predict

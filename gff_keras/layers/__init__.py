@@ -14,6 +14,7 @@ from gff_keras.layers.dense_atrous_spatial_pyramid_pooling import (
     DenseAtrousSpatialPyramidPooling,
 )
 from gff_keras.layers.dense_feature_pyramid import DenseFeaturePyramid
+from gff_keras.layers.dilated_conv2d import DilatedConv2D
 from gff_keras.layers.fpn_fusion import FPNFusion
 from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
 from gff_keras.layers.gated_fully_fusion import GatedFullyFusion
@@ -27,6 +28,7 @@ __all__ = [
     "ConcatFusion",
     "ConstantPadding2D",
     "ConvBNReLU",
+    "DilatedConv2D",
     "DenseAtrousSpatialPyramidPooling",
     "DenseASPPFeaturePyramid",
     "DenseFeaturePyramid",

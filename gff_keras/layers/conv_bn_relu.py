@@ -1,5 +1,7 @@
 import keras
 
+from gff_keras.layers.dilated_conv2d import DilatedConv2D
+
 
 @keras.saving.register_keras_serializable(package="gff_keras")
 class ConvBNReLU(keras.layers.Layer):
@@ -51,7 +53,14 @@ class ConvBNReLU(keras.layers.Layer):
         self.momentum = momentum
         self.epsilon = epsilon
 
-        self.conv = keras.layers.Conv2D(
+        rates = (
+            (dilation_rate,) * 2
+            if isinstance(dilation_rate, int)
+            else tuple(dilation_rate)
+        )
+        # Dilated: trained as shifted matrix products (see DilatedConv2D).
+        convolution = DilatedConv2D if max(rates) > 1 else keras.layers.Conv2D
+        self.conv = convolution(
             filters,
             kernel_size,
             strides=strides,
@@ -89,7 +98,7 @@ class ConvBNReLU(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = self.conv(inputs)
+        x = self.conv(inputs, training=training)
         x = self.batch_norm(x, training=training)
         if self.activation_layer is not None:
             x = self.activation_layer(x)

@@ -1,0 +1,79 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="gff_keras")
+class DilatedConv2D(keras.layers.Conv2D):
+    """A `Conv2D` whose dilated convolution trains fast on small maps.
+
+    TensorFlow runs a dilated convolution as an ordinary one over
+    space-to-batch blocks; on CPU its gradient becomes very slow when the
+    feature map is not much larger than the dilation (1.6 s against 0.13 s
+    for a 3x3, rate-4, 512-channel convolution on 8x8 maps of a batch of 8,
+    AMD EPYC), which is where training on small crops puts a dilated
+    ResNet's last stages. In training, this layer computes the same
+    convolution as a sum over the kernel taps of matrix products with
+    shifted windows of the zero-padded input, skipping the taps that only
+    ever see padding (maps smaller than the dilation). Inference runs the
+    usual `Conv2D` (what exports and frozen graphs hold). Weights, config
+    and output are those of `Conv2D`; results differ only by float32
+    rounding.
+
+    Other settings (strides, `"valid"` padding, even kernels,
+    `channels_first`, no dilation) always run the usual `Conv2D`.
+
+    Args:
+        **kwargs: `keras.layers.Conv2D` arguments.
+
+    Example:
+
+    >>> layer = DilatedConv2D(8, 3, dilation_rate=4, padding="same")
+    >>> layer(keras.ops.ones((2, 8, 8, 4)), training=True).shape
+    (2, 8, 8, 8)
+    """
+
+    def call(self, inputs, training=None):
+        if not (training and self._runs_as_taps()):
+            return super().call(inputs)
+        outputs = self._tap_convolution(inputs, self.kernel)
+        if self.use_bias:
+            outputs = ops.add(outputs, self.bias)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+    def _runs_as_taps(self):
+        return (
+            max(self.dilation_rate) > 1
+            and tuple(self.strides) == (1, 1)
+            and self.padding == "same"
+            and self.data_format == "channels_last"
+            and self.groups == 1
+            and all(size % 2 == 1 for size in self.kernel_size)
+        )
+
+    def _tap_convolution(self, inputs, kernel):
+        (kernel_h, kernel_w), (rate_h, rate_w) = (
+            self.kernel_size,
+            self.dilation_rate,
+        )
+        pad_h, pad_w = rate_h * (kernel_h // 2), rate_w * (kernel_w // 2)
+        static_h, static_w = inputs.shape[1], inputs.shape[2]
+        height, width = ops.shape(inputs)[1], ops.shape(inputs)[2]
+        padded = ops.pad(
+            inputs, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]]
+        )
+        outputs = None
+        for row in range(kernel_h):
+            top = row * rate_h
+            # A tap this far from the centre reads only padding.
+            if static_h is not None and abs(top - pad_h) >= static_h:
+                continue
+            for column in range(kernel_w):
+                left = column * rate_w
+                if static_w is not None and abs(left - pad_w) >= static_w:
+                    continue
+                window = padded[:, top : top + height, left : left + width, :]
+                term = ops.tensordot(window, kernel[row, column], axes=1)
+                outputs = term if outputs is None else ops.add(outputs, term)
+        return outputs
