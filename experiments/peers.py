@@ -21,6 +21,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from experiments import RESULTS_DIR
 from experiments.ablation_synthetic import ablation_config
 from experiments.ablation_synthetic import run_record
 from experiments.ablation_synthetic import summarize_variant
@@ -64,11 +65,7 @@ RESULTS_NAME = "peers"
 # The committed 400-step ablation: its GFF and GFF+DFP runs are this
 # comparison's GFFNet runs (same config, seeds and stream), so the full
 # budget reads them instead of training them again.
-ABLATION_RESULTS = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
-    "results",
-    "ablation_synthetic_long.json",
-)
+ABLATION_RESULTS = os.path.join(RESULTS_DIR, "ablation_synthetic_long.json")
 # The sections that make two runs the same training, up to the seed.
 RECIPE_SECTIONS = ("data", "schedule", "optimizer", "loss")
 

@@ -18,13 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from experiments import RESULTS_DIR  # noqa: E402
 from experiments import ablation_synthetic  # noqa: E402
-
-RESULTS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "experiments",
-    "results",
-)
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "runs/ablation_synthetic", "Folder for the run directories."
