@@ -19,12 +19,16 @@ below, so a Keras upgrade that breaks one fails there first, by name.
 - `Model.optimizer` and `Model.compiled`: set aside while a model is saved
   for inference, so the `.keras` file holds neither the optimizer's slots
   nor a compile config (`optimizer_set_aside`).
+- TensorFlow's `config.is_op_determinism_enabled()` (not exported under
+  `tf.config`): whether `tf.config.experimental.enable_op_determinism()`
+  is in force, read by `DilatedConv2D` (`op_determinism_enabled`).
 """
 
 import contextlib
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 
 def model_strategy(model):
@@ -116,3 +120,8 @@ def optimizer_set_aside(model):
         yield model
     finally:
         model.optimizer, model.compiled = optimizer, compiled
+
+
+def op_determinism_enabled() -> bool:
+    """Whether TensorFlow runs ops deterministically (op determinism)."""
+    return bool(tf_config.is_op_determinism_enabled())
