@@ -349,7 +349,9 @@ def train_and_evaluate(name: str, seed: int, budget: str, run_dir: str):
     return record
 
 
-def measure_speed(name: str, image_size: int, runs: int = 3) -> dict:
+def measure_speed(
+    name: str, image_size: int, runs: int = 3, budget: str = "full"
+) -> dict:
     """Parameters, GFLOPs, forward and training-step time of one model.
 
     The model is the one trained in the comparison (8 synthetic classes);
@@ -364,7 +366,8 @@ def measure_speed(name: str, image_size: int, runs: int = 3) -> dict:
     info = dataset_info("synthetic")
     keras.backend.clear_session()
     if peer.ablation_variant:
-        model = build_model(peer_config(name))
+        # The GFFNet trained at this budget (its head width depends on it).
+        model = build_model(peer_config(name, budget=budget))
         loss = None
     else:
         model = _build_peer(peer, info.num_classes, image_size)
@@ -519,7 +522,10 @@ def run_comparison(
             else:
                 runs = _train_seeds(name, seeds, budget, output_dir, log)
             speed = measure_speed(
-                name, settings["speed_image_size"], settings["speed_runs"]
+                name,
+                settings["speed_image_size"],
+                settings["speed_runs"],
+                budget,
             )
         # Reported in the results, not hidden: the other peers go on.
         except Exception as error:
