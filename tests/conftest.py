@@ -50,6 +50,17 @@ def pytest_collection_modifyitems(items):
     items.sort(key=order)
 
 
+@pytest.fixture
+def two_replicas():
+    """A MirroredStrategy over the two logical CPUs, shared by every test
+    of a worker (see `create_strategy`: separate strategies in one process
+    reuse collective keys)."""
+    from gff_keras.training import create_strategy
+
+    cpus = tf.config.list_logical_devices("CPU")[:2]
+    return create_strategy("mirrored", devices=[d.name for d in cpus])
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)

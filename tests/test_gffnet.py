@@ -259,7 +259,7 @@ def _one_sgd_step(strategy, initial_weights, images, labels):
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_matches_single_device():
+def test_mirrored_strategy_matches_single_device(two_replicas):
     """Synchronized BatchNorm: 2 replicas x 2 images == 1 device x 4."""
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) >= 2, "conftest sets up two logical CPUs"
@@ -273,7 +273,7 @@ def test_mirrored_strategy_matches_single_device():
         tf.distribute.OneDeviceStrategy("/cpu:0"), initial, images, labels
     )
     mirrored = _one_sgd_step(
-        tf.distribute.MirroredStrategy([d.name for d in devices[:2]]),
+        two_replicas,
         initial,
         images,
         labels,

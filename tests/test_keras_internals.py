@@ -19,10 +19,8 @@ def test_model_has_the_symbolic_build_hook_the_segmenter_overrides():
     assert list(parameters)[:3] == ["self", "iterator", "data_batch"]
 
 
-def test_model_records_the_strategy_it_was_created_under():
-    strategy = tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    )
+def test_model_records_the_strategy_it_was_created_under(two_replicas):
+    strategy = two_replicas
     with strategy.scope():
         model = tiny_model()
     assert keras_internals.model_strategy(model) is strategy

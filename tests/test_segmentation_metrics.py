@@ -77,9 +77,8 @@ def test_logits_are_reduced_by_argmax():
     assert_matches(metric.result(), numpy_reference([(labels, predictions)]))
 
 
-def test_summed_across_replicas():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_summed_across_replicas(two_replicas):
+    strategy = two_replicas
     batches = random_batches(2, seed=1)
     labels = np.concatenate([b[0] for b in batches])
     predictions = np.concatenate([b[1] for b in batches])

@@ -8,6 +8,7 @@ from gff_keras.backbones.dilation import OUTPUT_STRIDES
 from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 from gff_keras.layers.dilated_conv2d import DilatedConv2D
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # Dense layers per block for each depth (Huang et al. 2017, Table 1).
 DENSENET_LAYOUTS = {
@@ -164,7 +165,7 @@ class DilatedDenseNet(Backbone):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 

@@ -5,6 +5,7 @@ from gff_keras.backbones.dilation import OUTPUT_STRIDES
 from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.conv_bn_relu import ConvBNReLU
 from gff_keras.layers.dilated_conv2d import DilatedConv2D
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # (block type, blocks per stage) for each depth, as in He et al. 2016.
 RESNET_LAYOUTS = {
@@ -150,7 +151,7 @@ class DilatedResNet(Backbone):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 

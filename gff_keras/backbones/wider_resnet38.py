@@ -7,6 +7,7 @@ from gff_keras.backbones.dilation import OUTPUT_STRIDES
 from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 from gff_keras.layers.constant_padding2d import ConstantPadding2D
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # One "mod" (group of residual blocks) of a Wider-ResNet.
 #   name: the output's name, as in inplace_abn (`mod2` ... `mod7`).
@@ -184,7 +185,7 @@ class WiderResNet38(Backbone):
 
     @staticmethod
     def _batch_norm(name, momentum):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             epsilon=BN_EPSILON, momentum=momentum, synchronized=True, name=name
         )
 

@@ -16,6 +16,7 @@ from gff_keras.layers.dense_atrous_spatial_pyramid_pooling import (
 from gff_keras.layers.dense_feature_pyramid import DenseFeaturePyramid
 from gff_keras.layers.dilated_conv2d import DilatedConv2D
 from gff_keras.layers.fpn_fusion import FPNFusion
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
 from gff_keras.layers.gated_fully_fusion import GatedFullyFusion
 from gff_keras.layers.pyramid_pooling import PyramidPooling
@@ -33,6 +34,7 @@ __all__ = [
     "DenseASPPFeaturePyramid",
     "DenseFeaturePyramid",
     "FPNFusion",
+    "FusedBatchNormalization",
     "GatedFPNFusion",
     "GatedFullyFusion",
     "PyramidPooling",

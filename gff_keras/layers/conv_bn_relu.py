@@ -1,6 +1,7 @@
 import keras
 
 from gff_keras.layers.dilated_conv2d import DilatedConv2D
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 
 @keras.saving.register_keras_serializable(package="gff_keras")
@@ -71,7 +72,7 @@ class ConvBNReLU(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="conv",
         )
-        self.batch_norm = keras.layers.BatchNormalization(
+        self.batch_norm = FusedBatchNormalization(
             momentum=momentum,
             epsilon=epsilon,
             synchronized=True,

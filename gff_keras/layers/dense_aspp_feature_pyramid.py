@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 from gff_keras.layers.resizing import resize_like
 
 
@@ -79,7 +80,7 @@ class DenseASPPFeaturePyramid(keras.layers.Layer):
         self.align_corners = align_corners
 
     def _batch_norm(self, name):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             epsilon=self.epsilon,
             momentum=self.momentum,
             synchronized=True,

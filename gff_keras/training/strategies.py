@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 
@@ -8,6 +9,17 @@ def _cluster_workers() -> int:
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     cluster = config.get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+@functools.cache
+def _mirrored_strategy(devices: tuple[str, ...]) -> tf.distribute.Strategy:
+    # One strategy per device set for the life of the process. Each new
+    # MirroredStrategy numbers its collective all-reduces from the same
+    # instance key, and TensorFlow keeps the shapes of an instance key
+    # once seen: a second strategy training another model in the same
+    # process (a notebook, two runs) fails with "Shape mismatch in the
+    # collective instance 100". A shared strategy keeps counting instead.
+    return tf.distribute.MirroredStrategy(list(devices))
 
 
 def create_strategy(
@@ -23,7 +35,10 @@ def create_strategy(
             `"tpu"` force a strategy.
         tpu: TPU address or name for `"tpu"` (`""` for a local TPU VM).
         devices: devices for `"mirrored"`; defaults to all GPUs, or all
-            logical CPUs when there is no GPU.
+            logical CPUs when there is no GPU. The same devices give the
+            same strategy object for the life of the process (two
+            `MirroredStrategy` objects in one process reuse collective
+            keys, which TensorFlow refuses once shapes differ).
 
     Returns:
         The strategy. Models and optimizers must be created in its scope.
@@ -57,7 +72,7 @@ def create_strategy(
             devices = [d.name for d in gpus] or [
                 d.name for d in tf.config.list_logical_devices("CPU")
             ]
-        return tf.distribute.MirroredStrategy(devices)
+        return _mirrored_strategy(tuple(devices))
     if name == "multi_worker":
         if _cluster_workers() < 1:
             raise ValueError(
