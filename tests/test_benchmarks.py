@@ -1,5 +1,6 @@
 """Benchmarks: FLOP counting against hand counts, benchmark.py rows."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from gff_keras.benchmarks import LIMIT_KINDS
 from gff_keras.benchmarks import count_flops
 from gff_keras.benchmarks import measure_convolution_limit
 from gff_keras.benchmarks import measure_frozen_forward
+from gff_keras.benchmarks import measure_inference_cost
 from gff_keras.benchmarks import measure_model
 from gff_keras.benchmarks.convolution_limit import convolution_flops
 
@@ -154,3 +156,104 @@ def test_convolution_limit_reports_the_probe_flops_and_rate(kind):
     )
     with pytest.raises(ValueError, match="must be one of"):
         measure_convolution_limit("backward", shape=shape)
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(REPO, "scripts", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fractions_of_the_limit_count_convolution_flops_only():
+    benchmark = _load_script("benchmark")
+    row = {
+        "flops": 12e9,  # convolutions and BatchNorm arithmetic
+        "conv_flops": 10e9,
+        "forward_ms": 100.0,
+        "frozen_forward_ms": 50.0,
+        "train_step_ms": 1000.0,
+    }
+    limits = {
+        "forward_variable": {"gflops_per_s": 200.0},
+        "forward_constant": {"gflops_per_s": 400.0},
+        "training": {"gflops_per_s": 150.0},
+    }
+    settings = {"image_size": 512, "train_image_size": 256,
+                "train_batch_size": 2}  # fmt: skip
+    benchmark.add_fractions(row, settings, limits)
+    # 10 GFLOP in 0.1 s = 100 GFLOP/s of 200; frozen 200 of 400.
+    assert row["forward_of_limit"] == pytest.approx(0.5)
+    assert row["frozen_of_limit"] == pytest.approx(0.5)
+    # 3 x 10 GFLOP x (256/512)^2 x 2 images = 15 GFLOP in 1 s, of 150.
+    assert row["train_gflops_per_s"] == pytest.approx(15.0)
+    assert row["train_of_limit"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("frozen", [True, False], ids=["frozen", "variables"])
+def test_inference_cost_times_whole_images_and_sliding_windows(frozen):
+    model = tiny_model()
+    whole = measure_inference_cost(model, (40, 56), frozen=frozen, runs=2)
+    assert whole["image_shape"] == [40, 56] and whole["frozen"] is frozen
+    assert whole["mode"] == "whole" and len(whole["forward_ms_all"]) == 2
+    assert whole["setup_ms"] > 0 and whole["first_call_ms"] > 0
+    assert whole["forward_ms"] > 0 and whole["peak_memory_mb"] > 100
+    windows = measure_inference_cost(
+        model, (40, 56), mode="slide", crop_size=32, stride=24,
+        frozen=frozen, runs=1,
+    )  # fmt: skip
+    assert (windows["mode"], windows["crop_size"], windows["stride"]) == (
+        "slide",
+        32,
+        24,
+    )
+    with pytest.raises(ValueError, match="needs `crop_size`"):
+        measure_inference_cost(model, (40, 56), mode="slide")
+
+
+@pytest.mark.slow
+def test_inference_cost_script_writes_a_row_per_setting(tmp_path):
+    out = tmp_path / "cost.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "benchmark_inference_cost.py"),
+            "--backbone=resnet18",
+            "--model=psp",
+            "--num_classes=3",
+            "--sizes=40x56",
+            "--slide=40x56:32:24",
+            "--keras",
+            "--runs=1",
+            f"--json_out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [(r["mode"], r["frozen"]) for r in rows] == [
+        ("whole", True),
+        ("whole", False),
+        ("slide", True),
+        ("slide", False),
+    ]
+    assert all(r["image_shape"] == [40, 56] for r in rows)
+    assert "| psp | resnet18 | 40x56 | slide 32/24 | frozen |" in result.stdout
+    bad = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "benchmark_inference_cost.py"),
+            "--sizes=1024",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
+    assert bad.returncode != 0
+    assert "expected HxW, e.g. 1024x2048; got '1024'" in bad.stderr
