@@ -205,7 +205,9 @@ def model_row(settings: dict) -> dict:
                 jit_compile=settings["jit_compile"],
             )
         )
-        row["gflops_per_s"] = round(row["flops"] / row["forward_ms"] / 1e6, 2)
+        row["gflops_per_s"] = round(
+            row["conv_flops"] / row["forward_ms"] / 1e6, 2
+        )
         row["mixed_precision"] = settings["mixed_precision"]
         row["jit_compile"] = settings["jit_compile"]
     row["machine"] = settings["machine"]
@@ -302,7 +304,7 @@ def model_rows() -> list:
                 frozen = pool.apply(frozen_forward_row, (variant,))
             row["frozen_forward_ms"] = frozen["frozen_forward_ms"]
             row["frozen_gflops_per_s"] = round(
-                row["flops"] / row["frozen_forward_ms"] / 1e6, 2
+                row["conv_flops"] / row["frozen_forward_ms"] / 1e6, 2
             )
         if limits:
             row["convolution_limits"] = limits

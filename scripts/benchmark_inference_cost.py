@@ -56,7 +56,9 @@ def _shape(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise app.UsageError(f"expected HxW, e.g. 1024x2048; got {text!r}")
+        raise app.UsageError(
+            f"expected HxW, e.g. 1024x2048; got {text!r}"
+        ) from None
     if height <= 0 or width <= 0:
         raise app.UsageError(f"sizes must be positive; got {text!r}")
     return height, width
@@ -75,7 +77,7 @@ def settings_from_flags() -> list[dict]:
     ]
     for text in _SLIDE.value:
         parts = text.split(":")
-        if len(parts) != 3:
+        if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
             raise app.UsageError(
                 f"--slide expects HxW:crop:stride, e.g. 1024x2048:769:513; "
                 f"got {text!r}"

@@ -2,7 +2,6 @@ import numpy as np
 import tensorflow as tf
 
 from gff_keras import GFFNet
-from gff_keras.evaluation import predict_logits
 from gff_keras.export import freeze_function
 from tests.tolerances import assert_network_close
 
@@ -85,33 +84,3 @@ def test_frozen_function_keeps_nested_outputs_and_old_weights():
     np.testing.assert_array_equal(
         frozen(images)["logits"].numpy(), before["logits"].numpy()
     )
-
-
-def test_sliding_window_convolutions_read_constants_inside_the_loop():
-    # Freezing lowers predict_logits' window loop to frame ops, where each
-    # filter arrives through Enter and Identity nodes; freeze_function
-    # moves the constants into the loop so oneDNN caches their layout.
-    model = _small_model()
-    forward = tf.function(
-        lambda images: predict_logits(
-            model, images, mode="slide", crop_size=32, stride=24
-        )
-    )
-    frozen = freeze_function(
-        forward.get_concrete_function(tf.TensorSpec([None, None, None, 3]))
-    )
-    graph_def = frozen.graph.as_graph_def()
-    nodes = {node.name: node for node in graph_def.node}
-    filters = [
-        nodes[node.input[1].split(":")[0]]
-        for node in graph_def.node
-        if node.op == "Conv2D"
-    ]
-    assert filters and {node.op for node in filters} == {"Const"}
-    # Inside the loop's frame: each constant waits on a node of the body.
-    assert all(
-        any(name.startswith("^") for name in node.input) for node in filters
-    )
-    for shape in [(1, 40, 56, 3), (2, 70, 33, 3)]:
-        images = tf.random.stateless_normal(shape, seed=(3, 4))
-        assert_network_close(frozen(images), forward(images))

@@ -173,3 +173,18 @@ def test_one_replica_training_runs_the_fused_kernel():
 
     assert "FusedBatchNormV3" in op_types(training=True)
     assert "FusedBatchNormV3" not in op_types(training=False)
+
+
+def test_float64_layers_keep_the_keras_path():
+    layer = FusedBatchNormalization(dtype="float64")
+    layer.build((2, 4, 4, 3))
+    function = tf.function(lambda x: layer(x, training=True))
+    graph = function.get_concrete_function(
+        tf.TensorSpec((2, 4, 4, 3), tf.float64)
+    ).graph
+    assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
+    x = np.random.default_rng(5).normal(size=(2, 4, 4, 3))
+    y = layer(x, training=True)
+    assert y.dtype == "float64"
+    expected = (x - x.mean((0, 1, 2))) / np.sqrt(x.var((0, 1, 2)) + 1e-3)
+    np.testing.assert_allclose(y, expected, rtol=1e-9, atol=1e-9)

@@ -35,6 +35,9 @@ def test_the_same_devices_give_the_same_mirrored_strategy():
     assert isinstance(first, tf.distribute.MirroredStrategy)
     assert first.num_replicas_in_sync == 2
     assert create_strategy("mirrored", devices=_cpu_names()) is first
+    # The same devices spelled otherwise, or in another order.
+    short = [f"/cpu:{index}" for index in (1, 0)]
+    assert create_strategy("mirrored", devices=short) is first
     assert create_strategy("mirrored", devices=_cpu_names()[:1]) is not first
 
 
@@ -52,6 +55,9 @@ def test_two_models_of_different_shapes_train_in_one_process():
         np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(
+    bool(tf.config.list_physical_devices("GPU")), reason="a GPU is visible"
+)
 def test_one_device_without_a_gpu_is_the_cpu():
     strategy = create_strategy("one_device")
     assert isinstance(strategy, tf.distribute.OneDeviceStrategy)

@@ -39,9 +39,10 @@ def measure_inference_cost(
         model: a segmentation model called as `model(images,
             training=False)`, e.g. `GFFNet`.
         image_shape: `(height, width)` of the image.
-        mode: `"whole"` or `"slide"` (see `predict_logits`).
-        crop_size: sliding-window crop, for `"slide"`.
-        stride: sliding-window stride, for `"slide"`.
+        mode: `"whole"`, `"slide"` or `"ms_flip"` (see `predict_logits`).
+        crop_size: sliding-window crop, for `"slide"` (and optionally
+            `"ms_flip"`).
+        stride: sliding-window stride.
         frozen: time the frozen graph rather than the model's variables.
             Defaults to `True`.
         runs: timed calls after the first. Defaults to `2`.
@@ -53,6 +54,10 @@ def measure_inference_cost(
         A dict: `mode`, `image_shape`, `frozen`, `setup_ms`,
         `first_call_ms`, `forward_ms`, `forward_ms_all` and
         `peak_memory_mb`.
+
+    Raises:
+        ValueError: for arguments `predict_logits` refuses (an unknown
+            mode, `"slide"` without `crop_size`, a stride above the crop).
 
     Example:
 

@@ -15,7 +15,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     about a seventh of a ResNet-101 training step at 512x512.
 
     The fused kernel runs when the layer trains on one replica, on a
-    rank-4 channels-last input, without a mask or batch renormalization.
+    rank-4 channels-last float16, bfloat16 or float32 input, without a
+    mask or batch renormalization.
     Everything else takes the parent's path unchanged: inference, masks,
     and `synchronized=True` under a distribution strategy with several
     replicas, where the batch statistics are all-reduced across replicas
@@ -87,6 +88,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if not (training and self.trainable) or mask is not None:
             return False
         if self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return False
+        # The kernel computes in float32; float64 keeps Keras's float64 path.
+        if keras.backend.standardize_dtype(inputs.dtype) not in (
+            "float16",
+            "bfloat16",
+            "float32",
+        ):
             return False
         if self.synchronized:
             context = tf.distribute.get_replica_context()

@@ -72,7 +72,13 @@ def create_strategy(
             devices = [d.name for d in gpus] or [
                 d.name for d in tf.config.list_logical_devices("CPU")
             ]
-        return _mirrored_strategy(tuple(devices))
+        # One key per device set, however its names are spelled.
+        local = tf.DeviceSpec(job="localhost", replica=0, task=0)
+        canonical = sorted(
+            local.make_merged_spec(tf.DeviceSpec.from_string(d)).to_string()
+            for d in devices
+        )
+        return _mirrored_strategy(tuple(canonical))
     if name == "multi_worker":
         if _cluster_workers() < 1:
             raise ValueError(
