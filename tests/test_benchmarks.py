@@ -21,6 +21,17 @@ from gff_keras.benchmarks.convolution_limit import convolution_flops
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _run_script(name, *flags):
+    """Runs scripts/<name>.py in a subprocess with the repository on path."""
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", f"{name}.py"), *flags],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
+
+
 def test_flops_of_convolutions_and_dense_layers_equal_hand_counts():
     inputs = keras.Input((12, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
@@ -94,21 +105,14 @@ def test_benchmark_script_writes_one_row_per_variant_and_preset(tmp_path):
     # One process for the three variants and a preset: each start of the
     # script costs seconds of TensorFlow import.
     out = tmp_path / "rows.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "scripts", "benchmark.py"),
-            "--models=psp,gff,gff_dfp,denseaspp_gff_dfp_densenet121",
-            "--backbone=resnet18",
-            "--num_classes=5",
-            "--image_size=32",
-            "--no_timing",
-            f"--json_out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=600,
+    result = _run_script(
+        "benchmark",
+        "--models=psp,gff,gff_dfp,denseaspp_gff_dfp_densenet121",
+        "--backbone=resnet18",
+        "--num_classes=5",
+        "--image_size=32",
+        "--no_timing",
+        f"--json_out={out}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())
@@ -216,23 +220,16 @@ def test_inference_cost_times_whole_images_and_sliding_windows(frozen):
 @pytest.mark.slow
 def test_inference_cost_script_writes_a_row_per_setting(tmp_path):
     out = tmp_path / "cost.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "scripts", "benchmark_inference_cost.py"),
-            "--backbone=resnet18",
-            "--model=psp",
-            "--num_classes=3",
-            "--sizes=40x56",
-            "--slide=40x56:32:24",
-            "--keras",
-            "--runs=1",
-            f"--json_out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=600,
+    result = _run_script(
+        "benchmark_inference_cost",
+        "--backbone=resnet18",
+        "--model=psp",
+        "--num_classes=3",
+        "--sizes=40x56",
+        "--slide=40x56:32:24",
+        "--keras",
+        "--runs=1",
+        f"--json_out={out}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())
@@ -244,16 +241,9 @@ def test_inference_cost_script_writes_a_row_per_setting(tmp_path):
     ]
     assert all(r["image_shape"] == [40, 56] for r in rows)
     assert "| psp | resnet18 | 40x56 | slide 32/24 | frozen |" in result.stdout
-    bad = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "scripts", "benchmark_inference_cost.py"),
-            "--sizes=1024",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=600,
+    bad = _run_script(
+        "benchmark_inference_cost",
+        "--sizes=1024",
     )
     assert bad.returncode != 0
     assert "expected HxW, e.g. 1024x2048; got '1024'" in bad.stderr
