@@ -40,6 +40,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from gff_keras.benchmarks import machine_description  # noqa: E402
+from gff_keras.benchmarks.variants import VARIANTS  # noqa: E402
 from gff_keras.models.presets import PRESETS  # noqa: E402
 
 _PIPELINE = flags.DEFINE_bool(
@@ -94,12 +95,6 @@ _BATCHES = flags.DEFINE_integer(
     "batches", 10, "Pipeline: timed batches per run."
 )
 _JSON = flags.DEFINE_string("json_out", None, "Write results as JSON.")
-
-VARIANTS = {
-    "psp": {"fusion": "none", "dfp": False},
-    "gff": {"fusion": "gff", "dfp": False},
-    "gff_dfp": {"fusion": "gff", "dfp": True},
-}
 
 
 def pipeline_row() -> dict:

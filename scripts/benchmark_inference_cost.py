@@ -27,12 +27,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from gff_keras.benchmarks import machine_description  # noqa: E402
-
-VARIANTS = {
-    "psp": {"fusion": "none", "dfp": False},
-    "gff": {"fusion": "gff", "dfp": False},
-    "gff_dfp": {"fusion": "gff", "dfp": True},
-}
+from gff_keras.benchmarks.variants import VARIANTS  # noqa: E402
 
 _BACKBONE = flags.DEFINE_string("backbone", "resnet101", "Backbone name.")
 _MODEL = flags.DEFINE_enum("model", "gff_dfp", list(VARIANTS), "Variant.")
