@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from experiments import peers
+from gff_keras.training import SegmentationLoss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,18 +103,23 @@ def test_a_peer_whose_library_is_missing_is_named_with_the_reason(
     assert "| missing_peer | did not run: " in peers.markdown_table(results)
 
 
-# One peer per test: the two workers share the models (each run is a
-# minute of tracing and a few steps).
+# One run of the comparison script with one GFFNet row (the ablation's own
+# runner) and one keras-hub row (the shared training of every other peer,
+# here through SegFormer's fixed-size rebuild, the path with most steps);
+# the other peers share that training code, and
+# `test_every_peer_builds_predicts_and_trains` steps each of them.
+TINY_RUN_PEERS = ("gffnet_gff", "hub_segformer_b0")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(peers.PEERS))
-def test_compare_peers_tiny_budget_trains_scores_and_times(name, tmp_path):
+def test_compare_peers_tiny_budget_trains_scores_and_times(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
             os.path.join(REPO, "scripts", "compare_peers.py"),
             "--budget=tiny",
             "--seeds=0",
-            f"--peers={name}",
+            f"--peers={','.join(TINY_RUN_PEERS)}",
             f"--output_dir={tmp_path / 'runs'}",
             f"--results_dir={tmp_path / 'results'}",
         ],
@@ -125,23 +133,51 @@ def test_compare_peers_tiny_budget_trains_scores_and_times(name, tmp_path):
         results = json.load(f)
     # keras-hub and keras-cv are test dependencies: every peer must run.
     assert results["errors"] == {}
-    assert list(results["models"]) == [name]
+    assert list(results["models"]) == list(TINY_RUN_PEERS)
     assert results["budget_settings"]["speed_image_size"] == 64
-    model = results["models"][name]
-    assert [run["seed"] for run in model["runs"]] == [0]
-    run = model["runs"][0]
-    assert 0.0 <= run["mean_iou"] <= 1.0
-    assert len(run["per_class_iou"]) == 8
-    assert model["mean_iou"]["mean"] == run["mean_iou"]
-    assert model["parameters"] > 1e6
-    assert model["gflops"] > 0 and model["forward_ms"] > 0
-    assert model["train_step_ms"] > 0
-    assert f"| {name} | {model['library']} |" in result.stdout
-    run_dir = tmp_path / "runs" / f"{name}_seed0"
-    assert os.path.exists(run_dir / "evaluation.json")
     assert results["versions"]["keras_hub"]
-    # GFFNet rows are the ablation's own runs; the others save weights.
-    if peers.PEERS[name].ablation_variant:
-        assert os.path.exists(run_dir / "metrics.json")
-    else:
-        assert os.path.exists(run_dir / "model.weights.h5")
+    for name, model in results["models"].items():
+        assert [run["seed"] for run in model["runs"]] == [0]
+        run = model["runs"][0]
+        assert 0.0 <= run["mean_iou"] <= 1.0
+        assert len(run["per_class_iou"]) == 8
+        assert model["mean_iou"]["mean"] == run["mean_iou"]
+        assert model["parameters"] > 1e6
+        assert model["gflops"] > 0 and model["forward_ms"] > 0
+        assert model["train_step_ms"] > 0
+        assert f"| {name} | {model['library']} |" in result.stdout
+        run_dir = tmp_path / "runs" / f"{name}_seed0"
+        assert os.path.exists(run_dir / "evaluation.json")
+        # GFFNet rows are the ablation's own runs; the others save weights.
+        if peers.PEERS[name].ablation_variant:
+            assert os.path.exists(run_dir / "metrics.json")
+        else:
+            assert os.path.exists(run_dir / "model.weights.h5")
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in peers.PEERS if peers.PEERS[name].build]
+)
+def test_every_peer_builds_predicts_and_trains(name):
+    # What the comparison trains: logits for 8 classes at the input's
+    # size, moved by a step of the shared loss.
+    peer = peers.PEERS[name]
+    model = peer.build(8, 64 if peer.fixed_size else None)
+    assert model.count_params() > 1e6
+    images = np.random.default_rng(0).uniform(size=(1, 64, 64, 3))
+    logits = model(images.astype("float32"), training=False)
+    assert tuple(logits.shape) == (1, 64, 64, 8)
+    assert np.all(np.isfinite(np.asarray(logits)))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=SegmentationLoss(ignore_label=255),
+        metrics=[],
+    )
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.train_on_batch(images, np.ones((1, 64, 64), np.int32))
+    assert np.isfinite(loss)
+    changed = [
+        not np.array_equal(old, np.asarray(new))
+        for old, new in zip(before, model.trainable_weights)
+    ]
+    assert sum(changed) > 0.9 * len(changed)
