@@ -20,6 +20,7 @@ from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 from gff_keras.layers.gated_fpn_fusion import GatedFPNFusion
 from gff_keras.layers.gated_fully_fusion import GatedFullyFusion
 from gff_keras.layers.pyramid_pooling import PyramidPooling
+from gff_keras.layers.small_map_conv2d import SmallMapConv2D
 
 __all__ = [
     "AddFusion",
@@ -38,4 +39,5 @@ __all__ = [
     "GatedFPNFusion",
     "GatedFullyFusion",
     "PyramidPooling",
+    "SmallMapConv2D",
 ]
