@@ -25,7 +25,7 @@ tf.config.set_logical_device_configuration(
 
 
 # The longest tests (minutes each on a 2-core CPU), started before all the
-# others: the workers take tests one at a time in collection order.
+# others: the workers take whole modules in the order of their first test.
 LONGEST_FIRST = (
     "test_a_run_killed_at_any_moment_finishes_on_rerun",
     "test_a_few_hundred_synthetic_steps_learn_well_above_chance",
@@ -35,8 +35,9 @@ LONGEST_FIRST = (
 
 
 def pytest_collection_modifyitems(items):
-    # The longest tests, then the other slow ones, then the rest: with
-    # one test handed out at a time (setup.cfg), the two workers finish
+    # The longest tests, then the other slow ones, then the rest: modules
+    # are handed out in the order of their first test (setup.cfg), so the
+    # modules holding slow tests start first and the two workers finish
     # together rather than one running minute-long tests alone at the end.
     def order(item):
         name = item.originalname

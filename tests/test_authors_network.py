@@ -31,10 +31,6 @@ from gff_keras.visualization import Predictor
 from gff_keras.visualization import predict_files
 from tests.torch_files import write_state_dict
 
-# One worker runs this module's tests back to back, so its module-scoped
-# fixtures are built once (setup.cfg: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_authors_network")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "authors_gffnet")
 # The fixture README's tolerance; the logits' mean magnitude is 2.2.

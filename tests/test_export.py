@@ -21,10 +21,6 @@ from tests.tolerances import assert_probabilities_close
 from tests.tolerances import decided_pixels
 from tests.tolerances import probability_tolerance
 
-# One worker runs this module's tests back to back, so its module-scoped
-# fixtures are built once (setup.cfg: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_export")
-
 NUM_CLASSES = 4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAVED_MODEL_CLI = os.path.join(

@@ -84,3 +84,49 @@ def test_frozen_function_keeps_nested_outputs_and_old_weights():
     np.testing.assert_array_equal(
         frozen(images)["logits"].numpy(), before["logits"].numpy()
     )
+
+
+def test_a_plain_forward_is_frozen_without_tensorflows_converter(
+    monkeypatch,
+):
+    # TensorFlow's converter holds several copies of the weights while it
+    # works; a forward pass that reads its variables itself (and captures
+    # a tensor) is frozen with one copy.
+    from gff_keras.evaluation import frozen_graph
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("convert_variables_to_constants_v2 was used")
+
+    monkeypatch.setattr(
+        frozen_graph, "convert_variables_to_constants_v2", refuse
+    )
+    model = _small_model()
+    shift = tf.constant(np.linspace(-1, 1, 5, dtype=np.float32))
+    forward = tf.function(lambda images: model(images, training=False) + shift)
+    frozen = freeze_function(
+        forward.get_concrete_function(tf.TensorSpec([None, 32, 32, 3]))
+    )
+    images = tf.random.stateless_normal((2, 32, 32, 3), seed=(3, 4))
+    assert_network_close(frozen(images), model(images, training=False) + shift)
+    assert not frozen.graph.variables
+
+
+def test_variables_read_inside_a_loop_are_frozen_too():
+    # The loop body reads the variables (as sliding-window inference does):
+    # TensorFlow's converter freezes those.
+    model = _small_model()
+
+    @tf.function
+    def twice(images):
+        def body(step, total):
+            return step + 1, total + model(images, training=False)
+
+        zeros = tf.zeros(tf.concat([tf.shape(images)[:3], [5]], 0))
+        return tf.while_loop(lambda step, _: step < 2, body, (0, zeros))[1]
+
+    frozen = freeze_function(
+        twice.get_concrete_function(tf.TensorSpec([1, 32, 32, 3]))
+    )
+    images = tf.random.stateless_normal((1, 32, 32, 3), seed=(5, 6))
+    assert_network_close(frozen(images), 2 * model(images, training=False))
+    assert not frozen.graph.variables

@@ -17,10 +17,6 @@ from gff_keras.data import normalize_images
 from gff_keras.evaluation import SegmentationMetrics
 from gff_keras.export import export_litert
 
-# One worker runs this module's tests back to back, so its module-scoped
-# fixtures are built once (setup.cfg: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_litert_export")
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 NUM_CLASSES = 8

@@ -26,10 +26,6 @@ from hypothesis import strategies as st
 from gff_keras import GFFNet
 from gff_keras.export import export_saved_model
 
-# One worker runs this module's tests back to back, so its module-scoped
-# fixtures are built once (setup.cfg: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_serving_fuzz")
-
 NUM_CLASSES = 4
 PIXELS = "serving_default"
 FILES = "serving_image_bytes"

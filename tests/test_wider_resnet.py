@@ -10,10 +10,6 @@ from gff_keras.backbones.wider_resnet38 import WIDER_RESNET38_LAYOUT
 from gff_keras.backbones.wider_resnet38 import WiderResNet38
 from tests.tolerances import assert_network_close
 
-# One worker runs this module's tests back to back, so its module-scoped
-# fixtures are built once (setup.cfg: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_wider_resnet")
-
 # inplace_abn's `WiderResNetA2` with structure [3, 3, 6, 3, 1, 1], written
 # out independently of the module: mod -> (blocks, channels of the block's
 # convolutions, dropout, {output stride: (stride of the first block,

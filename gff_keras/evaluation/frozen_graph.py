@@ -15,7 +15,11 @@ def freeze_function(concrete_function):
     hundreds of channels then take about 1.5x longer (measured in
     `docs/benchmarks.md`). This function freezes the variables and points
     every op that read a constant through an `Identity` at the constant
-    itself.
+    itself. Each variable read by the function itself becomes one
+    constant, copied once; a function that passes variables into nested
+    functions (the `while` loop of sliding-window inference) is frozen by
+    TensorFlow's `convert_variables_to_constants_v2`, which holds several
+    copies of the weights while it works.
 
     Inputs and outputs keep their names, shapes and nesting; the result
     holds no variables, so it cannot train, and its weights are copies
@@ -40,11 +44,22 @@ def freeze_function(concrete_function):
     TensorShape([1, 64, 64, 19])
     """
     # TF API throughout: Keras has no graph freezing.
-    frozen = convert_variables_to_constants_v2(concrete_function)
-    graph_def = frozen.graph.as_graph_def()
+    graph_def = _graph_def_with_constants(concrete_function)
+    if graph_def is None:
+        frozen = convert_variables_to_constants_v2(concrete_function)
+        graph_def = frozen.graph.as_graph_def()
+        inputs = [tensor.name for tensor in frozen.inputs]
+    else:
+        captured = {
+            internal.op.name for _, internal in concrete_function.graph.captures
+        }
+        inputs = [
+            tensor.name
+            for tensor in concrete_function.inputs
+            if tensor.op.name not in captured
+        ]
+    outputs = [tensor.name for tensor in concrete_function.outputs]
     _bypass_constant_identities(graph_def)
-    inputs = [tensor.name for tensor in frozen.inputs]
-    outputs = [tensor.name for tensor in frozen.outputs]
 
     def import_graph():
         tf.compat.v1.import_graph_def(graph_def, name="")
@@ -58,6 +73,82 @@ def freeze_function(concrete_function):
             [element(name) for name in outputs],
         ),
     )
+
+
+def _graph_def_with_constants(concrete_function):
+    """The function's graph with each captured value as one constant.
+
+    Every variable the graph reads becomes a single `Const` node (its
+    `ReadVariableOp`s become `Identity`s of it) and every other captured
+    tensor a `Const` in place of its placeholder. TensorFlow's
+    `convert_variables_to_constants_v2` handles any graph but holds
+    several copies of the weights while it works (about 8x their size
+    measured at ResNet-18 GFF+DFP, docs/benchmarks.md); this takes one.
+
+    Returns:
+        A `GraphDef`, or `None` when a variable reaches anything but a
+        `ReadVariableOp` of the top-level graph (e.g. a `While` loop's
+        body, as in sliding-window inference) or a captured resource is
+        not one of the function's variables, or a captured tensor has no
+        value to copy: those graphs are left to
+        `convert_variables_to_constants_v2`.
+    """
+    graph = concrete_function.graph
+    variables = {id(variable.handle): variable for variable in graph.variables}
+    captured_variables, captured_values = {}, {}
+    for external, internal in graph.captures:
+        if external.dtype == tf.resource:
+            if id(external) not in variables:
+                return None
+            captured_variables[internal.op.name] = variables[id(external)]
+        elif external.dtype == tf.variant or tf.is_symbolic_tensor(external):
+            return None
+        else:
+            captured_values[internal.op.name] = external
+    graph_def = graph.as_graph_def()
+    constants = {}
+    for node in list(graph_def.node):
+        uses = [name.lstrip("^").split(":")[0] for name in node.input]
+        if not any(name in captured_variables for name in uses):
+            continue
+        if node.op != "ReadVariableOp":
+            return None
+        handle = uses[0]
+        if handle not in constants:
+            constants[handle] = _add_constant(
+                graph_def,
+                f"{handle}/frozen",
+                captured_variables[handle].numpy(),
+            )
+        dtype = node.attr["dtype"].type
+        control_inputs = [name for name in node.input if name[0] == "^"]
+        del node.input[:]
+        node.input.extend([constants[handle], *control_inputs])
+        node.op = "Identity"
+        node.attr.clear()
+        node.attr["T"].type = dtype
+    kept = [
+        node for node in graph_def.node if node.name not in captured_variables
+    ]
+    del graph_def.node[:]
+    graph_def.node.extend(kept)
+    for node in graph_def.node:
+        if node.name in captured_values:
+            value = captured_values[node.name].numpy()
+            node.op = "Const"
+            node.attr.clear()
+            node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    return graph_def
+
+
+def _add_constant(graph_def, name, value):
+    node = graph_def.node.add()
+    node.name = name
+    node.op = "Const"
+    node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    return name
 
 
 def _bypass_constant_identities(graph_def):
