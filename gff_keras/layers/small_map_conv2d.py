@@ -12,9 +12,9 @@ class SmallMapConv2D(keras.layers.Conv2D):
 
     On CPU, TensorFlow's gradient of a convolution with respect to its
     input (`Conv2DBackpropInput`, oneDNN) is very slow on small feature
-    maps with wide filters: a training step of a 3x3, 512-channel
-    convolution on 2x2 maps of a batch of 4 takes 65 ms, against 2.8 ms
-    for its forward pass (one thread, AMD EPYC without AVX-512). That is
+    maps with wide filters: forward and both gradients of a 3x3,
+    512-channel convolution on 2x2 maps of a batch of 4 take 65 ms, its
+    forward pass a few (one thread, AMD EPYC without AVX-512). That is
     where a ResNet's last stage sits when it trains at output stride 32 on
     small crops. For stride 1, `"same"` padding and an odd kernel, the
     input gradient is itself a convolution: the output gradient convolved
