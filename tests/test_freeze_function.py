@@ -130,3 +130,36 @@ def test_variables_read_inside_a_loop_are_frozen_too():
     images = tf.random.stateless_normal((1, 32, 32, 3), seed=(5, 6))
     assert_network_close(frozen(images), 2 * model(images, training=False))
     assert not frozen.graph.variables
+
+
+def test_a_variable_read_at_the_top_and_inside_a_loop_is_frozen():
+    # The converter's case, decided before any weight is copied.
+    model = _small_model()
+
+    @tf.function
+    def plus_twice(images):
+        def body(step, total):
+            return step + 1, total + model(images, training=False)
+
+        once = model(images, training=False)
+        return tf.while_loop(lambda step, _: step < 2, body, (0, once))[1]
+
+    frozen = freeze_function(
+        plus_twice.get_concrete_function(tf.TensorSpec([1, 32, 32, 3]))
+    )
+    images = tf.random.stateless_normal((1, 32, 32, 3), seed=(7, 8))
+    assert_network_close(frozen(images), 3 * model(images, training=False))
+
+
+def test_a_captured_string_leaves_freezing_to_tensorflows_converter():
+    model = _small_model()
+    label = tf.constant("logits")
+    forward = tf.function(
+        lambda images: {"logits": model(images, training=False), "name": label}
+    )
+    frozen = freeze_function(
+        forward.get_concrete_function(tf.TensorSpec([1, 32, 32, 3]))
+    )
+    outputs = frozen(tf.ones([1, 32, 32, 3]))
+    assert outputs["name"].numpy() == b"logits"
+    assert outputs["logits"].shape == (1, 32, 32, 5)

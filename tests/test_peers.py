@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from experiments import peers
 from gff_keras.training import SegmentationLoss
@@ -168,6 +169,11 @@ def test_every_peer_builds_predicts_and_trains(name):
     logits = model(images.astype("float32"), training=False)
     assert tuple(logits.shape) == (1, 64, 64, 8)
     assert np.all(np.isfinite(np.asarray(logits)))
+    # The comparison's evaluation traces it for images of any size, with
+    # the scenes' size stated (UpSampling2D needs a static size).
+    scored = tf.function(peers._StaticShape(model, 64))
+    traced = scored.get_concrete_function(tf.TensorSpec([None, None, None, 3]))
+    assert traced.output_shapes.as_list() == [None, 64, 64, 8]
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss=SegmentationLoss(ignore_label=255),

@@ -16,7 +16,7 @@ def freeze_function(concrete_function):
     `docs/benchmarks.md`). This function freezes the variables and points
     every op that read a constant through an `Identity` at the constant
     itself. Each variable read by the function itself becomes one
-    constant, copied once; a function that passes variables into nested
+    constant; a function that passes variables into nested
     functions (the `while` loop of sliding-window inference) is frozen by
     TensorFlow's `convert_variables_to_constants_v2`, which holds several
     copies of the weights while it works.
@@ -60,9 +60,13 @@ def freeze_function(concrete_function):
         ]
     outputs = [tensor.name for tensor in concrete_function.outputs]
     _bypass_constant_identities(graph_def)
+    # Handed over, so that the GraphDef and its copy of the weights are
+    # freed once imported (the wrapped function keeps its closure).
+    pending = [graph_def]
+    del graph_def
 
     def import_graph():
-        tf.compat.v1.import_graph_def(graph_def, name="")
+        tf.compat.v1.import_graph_def(pending.pop(), name="")
 
     wrapped = tf.compat.v1.wrap_function(import_graph, [])
     element = wrapped.graph.as_graph_element
@@ -78,77 +82,63 @@ def freeze_function(concrete_function):
 def _graph_def_with_constants(concrete_function):
     """The function's graph with each captured value as one constant.
 
-    Every variable the graph reads becomes a single `Const` node (its
-    `ReadVariableOp`s become `Identity`s of it) and every other captured
-    tensor a `Const` in place of its placeholder. TensorFlow's
+    The placeholder of every captured variable or tensor becomes a `Const`
+    holding its value, in place, and the variables' `ReadVariableOp`s
+    become `Identity`s of those constants. TensorFlow's
     `convert_variables_to_constants_v2` handles any graph but holds
     several copies of the weights while it works (about 8x their size
-    measured at ResNet-18 GFF+DFP, docs/benchmarks.md); this takes one.
+    measured at ResNet-18 GFF+DFP, docs/benchmarks.md); this copies each
+    value once, into the `GraphDef`.
 
     Returns:
         A `GraphDef`, or `None` when a variable reaches anything but a
         `ReadVariableOp` of the top-level graph (e.g. a `While` loop's
-        body, as in sliding-window inference) or a captured resource is
-        not one of the function's variables, or a captured tensor has no
-        value to copy: those graphs are left to
+        body, as in sliding-window inference), a captured resource is not
+        one of the function's variables, or a captured tensor is symbolic,
+        a string or a variant: those graphs are left to
         `convert_variables_to_constants_v2`.
     """
     graph = concrete_function.graph
     variables = {id(variable.handle): variable for variable in graph.variables}
-    captured_variables, captured_values = {}, {}
+    captured_variables, captured_tensors = {}, {}
     for external, internal in graph.captures:
         if external.dtype == tf.resource:
             if id(external) not in variables:
                 return None
             captured_variables[internal.op.name] = variables[id(external)]
-        elif external.dtype == tf.variant or tf.is_symbolic_tensor(external):
+        elif external.dtype in (tf.variant, tf.string) or (
+            tf.is_symbolic_tensor(external)
+        ):
             return None
         else:
-            captured_values[internal.op.name] = external
+            captured_tensors[internal.op.name] = external
     graph_def = graph.as_graph_def()
-    constants = {}
-    for node in list(graph_def.node):
-        uses = [name.lstrip("^").split(":")[0] for name in node.input]
-        if not any(name in captured_variables for name in uses):
-            continue
-        if node.op != "ReadVariableOp":
-            return None
-        handle = uses[0]
-        if handle not in constants:
-            constants[handle] = _add_constant(
-                graph_def,
-                f"{handle}/frozen",
-                captured_variables[handle].numpy(),
-            )
-        dtype = node.attr["dtype"].type
-        control_inputs = [name for name in node.input if name[0] == "^"]
-        del node.input[:]
-        node.input.extend([constants[handle], *control_inputs])
-        node.op = "Identity"
-        node.attr.clear()
-        node.attr["T"].type = dtype
-    kept = [
-        node for node in graph_def.node if node.name not in captured_variables
-    ]
-    del graph_def.node[:]
-    graph_def.node.extend(kept)
+    # Checked before any weight is copied.
     for node in graph_def.node:
-        if node.name in captured_values:
-            value = captured_values[node.name].numpy()
+        for index, name in enumerate(node.input):
+            source = name.lstrip("^").split(":")[0]
+            if source in captured_variables and (
+                node.op != "ReadVariableOp" or index > 0 or name[0] == "^"
+            ):
+                return None
+    for node in graph_def.node:
+        if node.op == "ReadVariableOp" and node.input[0] in captured_variables:
+            dtype = node.attr["dtype"].type
+            node.op = "Identity"
+            node.attr.clear()
+            node.attr["T"].type = dtype
+        captured = captured_variables.get(node.name)
+        if captured is None:
+            captured = captured_tensors.get(node.name)
+        if captured is not None:
+            dtype = captured.dtype.base_dtype
             node.op = "Const"
             node.attr.clear()
-            node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+            node.attr["dtype"].type = dtype.as_datatype_enum
+            node.attr["value"].tensor.CopyFrom(
+                tf.make_tensor_proto(captured.numpy(), dtype=dtype)
+            )
     return graph_def
-
-
-def _add_constant(graph_def, name, value):
-    node = graph_def.node.add()
-    node.name = name
-    node.op = "Const"
-    node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
-    return name
 
 
 def _bypass_constant_identities(graph_def):

@@ -2,7 +2,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# Maps at most this many pixels high or wide are small (in training).
+# Maps at most this many pixels high and wide are small (in training).
 SMALL_MAP_SIZE = 8
 
 
@@ -19,7 +19,7 @@ class SmallMapConv2D(keras.layers.Conv2D):
     small crops. For stride 1, `"same"` padding and an odd kernel, the
     input gradient is itself a convolution: the output gradient convolved
     with the kernel flipped in space, its input and output channels
-    swapped. In training on maps at most `SMALL_MAP_SIZE` high or wide,
+    swapped. In training on maps at most `SMALL_MAP_SIZE` high and wide,
     this layer computes the input gradient that way and the kernel
     gradient with TensorFlow's own kernel: the same step takes 18 ms
     (`docs/benchmarks.md`). The forward pass, weights, config and outputs
@@ -57,7 +57,7 @@ class SmallMapConv2D(keras.layers.Conv2D):
         return (
             height is not None
             and width is not None
-            and min(height, width) <= SMALL_MAP_SIZE
+            and max(height, width) <= SMALL_MAP_SIZE
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)
             and self.padding == "same"
@@ -69,13 +69,19 @@ class SmallMapConv2D(keras.layers.Conv2D):
 
 @keras.ops.custom_gradient
 def _convolution_with_fast_input_gradient(inputs, kernel):
-    outputs = ops.conv(inputs, kernel, strides=1, padding="same")
+    outputs = ops.conv(
+        inputs, kernel, strides=1, padding="same", data_format="channels_last"
+    )
 
     def gradient(*args, upstream=None):
         output_gradient = args[0] if upstream is None else upstream
         flipped = ops.transpose(ops.flip(kernel, (0, 1)), (0, 1, 3, 2))
         input_gradient = ops.conv(
-            output_gradient, flipped, strides=1, padding="same"
+            output_gradient,
+            flipped,
+            strides=1,
+            padding="same",
+            data_format="channels_last",
         )
         # TF API: Keras has no op for a convolution's kernel gradient.
         kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
