@@ -19,6 +19,7 @@ from gff_keras.data import check_dataset
 from gff_keras.data import read_bad_examples
 from gff_keras.data import write_bad_examples
 from gff_keras.evaluation import evaluate_dataset
+from tests.script_runs import run_commands
 from tests.test_data import random_rgb
 from tests.test_data import write_image
 
@@ -289,16 +290,6 @@ def finish(process):
     return process.returncode, stdout, stderr
 
 
-def run_scripts(*commands, parallel=2):
-    """Runs `(script, *flags)` commands, `parallel` at a time (each spends
-    most of its time importing TensorFlow, on one core)."""
-    results = []
-    for start in range(0, len(commands), parallel):
-        group = [start_script(*c) for c in commands[start : start + parallel]]
-        results += [finish(process) for process in group]
-    return results
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory of a tiny ADE20K model: model.keras, config.json."""
@@ -456,10 +447,14 @@ def test_user_errors_are_one_line_naming_the_flag(bad_tree, run_dir, tmp_path):
         ("prepare_data.py", "--check", "--dataset=ade20k"): "--data_dir is "
         "required",
     }
-    results = run_scripts(*cases, parallel=4)
-    for (command, culprit), (code, stdout, stderr) in zip(
-        cases.items(), results
-    ):
+    # One process per script: each case fails before any model is built.
+    results = {}
+    for script in dict.fromkeys(command[0] for command in cases):
+        commands = [c for c in cases if c[0] == script]
+        outcomes = run_commands(script, *[c[1:] for c in commands])
+        results.update(zip(commands, outcomes))
+    for command, culprit in cases.items():
+        code, stdout, stderr = results[command]
         assert code == 2, (command, stderr[-3000:])
         assert "Traceback" not in stdout + stderr, command
         last = stderr.strip().splitlines()[-1]
