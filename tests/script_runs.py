@@ -1,6 +1,6 @@
 """Runs several command lines of one script in one process.
 
-    python tests/cli_batch.py SCRIPT < commands.json > results.json
+    python tests/script_runs.py SCRIPT < commands.json > results.json
 
 `commands.json` is a list of flag lists; each runs as `python
 scripts/SCRIPT FLAGS` would (absl's `app.run` with a fresh parse of the
@@ -78,9 +78,12 @@ def _run_one(path, namespace, flags):
         try:
             app.run(namespace["main"], argv=sys.argv)
         except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-            if exit_.code is not None and not isinstance(exit_.code, int):
+            # As the interpreter reads `sys.exit(code)`.
+            if exit_.code is None or isinstance(exit_.code, int):
+                code = exit_.code or 0
+            else:
                 print(exit_.code, file=sys.stderr)
+                code = 1
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -92,7 +95,7 @@ def main(script):
     path = os.path.join(SCRIPTS, script)
     # As `python scripts/<script>` does: its folder's modules import.
     sys.path.insert(0, SCRIPTS)
-    namespace = runpy.run_path(path, run_name="cli_batch")
+    namespace = runpy.run_path(path, run_name="script_runs")
     results = [_run_one(path, namespace, flags) for flags in commands]
     sys.stdout = sys.__stdout__
     json.dump(results, sys.stdout)

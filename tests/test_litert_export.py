@@ -2,8 +2,6 @@
 the Keras model it came from."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -16,8 +14,8 @@ from gff_keras.data import denormalize_images
 from gff_keras.data import normalize_images
 from gff_keras.evaluation import SegmentationMetrics
 from gff_keras.export import export_litert
+from tests.script_runs import run_commands
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 NUM_CLASSES = 8
 
@@ -122,29 +120,18 @@ def test_litert_arguments_are_checked(trained, tmp_path):
 def test_export_script_writes_a_litert_file(trained, tmp_path):
     model = trained[0]
     model.save(tmp_path / "model.keras")
-    command = [
-        sys.executable,
-        os.path.join(REPO, "scripts", "export.py"),
-        f"--model_dir={tmp_path / 'model.keras'}",
-        "--format=litert",
-    ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    missing = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=REPO
+    flags = [f"--model_dir={tmp_path / 'model.keras'}", "--format=litert"]
+    missing, written = run_commands(
+        "export.py",
+        flags,
+        [*flags, "--image_size=32x48", "--quantize=float16"],
     )
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1] == (
+    assert missing[0] == 2
+    assert missing[2].strip().splitlines()[-1] == (
         "export.py: error: --format=litert needs "
         "--image_size=HEIGHTxWIDTH (one size)."
     )
-    result = subprocess.run(
-        [*command, "--image_size=32x48", "--quantize=float16"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert written[0] == 0, (written[1] + written[2])[-2000:]
     path = tmp_path / "export" / "gffnet_32x48_float16.tflite"
     predictions, _ = run_litert(path, np.zeros((1, 32, 48, 3), np.uint8))
     assert predictions.shape == (1, 32, 48)

@@ -167,11 +167,12 @@ def test_an_evaluation_interrupted_by_a_kill_runs_when_training_resumes(
 @pytest.mark.slow
 def test_a_run_killed_at_any_moment_finishes_on_rerun(tmp_path):
     # One run of 6 steps (loops of 2, evaluations at 2, 4 and 6) killed
-    # with SIGKILL at six moments in turn, each rerun of the same command
+    # with SIGKILL at five moments in turn, each rerun of the same command
     # resuming the previous one: while its first backup is written, in
-    # the middle of a loop, while a later backup is written, while an
-    # evaluation runs, while the last evaluation runs, while the
-    # SavedModel is written.
+    # the middle of a loop, while a later backup is written, while the
+    # last evaluation runs, while the SavedModel is written. (An
+    # evaluation killed before the last one runs again when training
+    # resumes: test_an_evaluation_interrupted_by_a_kill_runs_when_...)
     from tests.kill_at import weights_checksum
 
     model_dir = tmp_path / "run"
@@ -195,8 +196,7 @@ def test_a_run_killed_at_any_moment_finishes_on_rerun(tmp_path):
         ("backup=1", 0, 2),
         ("step=3", 0, 3),
         ("backup=1", 2, 4),
-        ("evaluation=1", 2, 4),
-        ("evaluation=2", 4, 6),  # step 4's evaluation runs again first
+        ("evaluation=2", 2, 6),  # the second is step 6's
         ("export", 6, 6),
     ]
     for moment, resumed_from, killed_at in kills:
@@ -212,7 +212,7 @@ def test_a_run_killed_at_any_moment_finishes_on_rerun(tmp_path):
     assert "has finished all 6 steps" in result.stdout
 
     # Each kill costs at most the loop it fell in: steps 1-2 twice (the
-    # first backup), 3 twice (mid-loop), 3-4 again (a later backup).
+    # first backup), 3 twice (mid-loop), 3-4 twice (a later backup).
     steps, checksums = logged()
     assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
     assert len(steps) == 6 + 2 + 1 + 2
