@@ -22,6 +22,9 @@ below, so a Keras upgrade that breaks one fails there first, by name.
 - TensorFlow's `config.is_op_determinism_enabled()` (not exported under
   `tf.config`): whether `tf.config.experimental.enable_op_determinism()`
   is in force, read by `DilatedConv2D` (`op_determinism_enabled`).
+- TensorFlow's `config.disable_op_determinism()` (not exported either):
+  timings are taken without op determinism, then it is restored
+  (`op_determinism_off`).
 """
 
 import contextlib
@@ -125,3 +128,21 @@ def optimizer_set_aside(model):
 def op_determinism_enabled() -> bool:
     """Whether TensorFlow runs ops deterministically (op determinism)."""
     return bool(tf_config.is_op_determinism_enabled())
+
+
+@contextlib.contextmanager
+def op_determinism_off():
+    """Runs its block without op determinism, restoring it afterwards.
+
+    A process that trained deterministically (the synthetic ablation, the
+    peers comparison) keeps determinism on; what it times afterwards must
+    run the kernels a default training run gets.
+    """
+    enabled = op_determinism_enabled()
+    if enabled:
+        tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if enabled:
+            tf.config.experimental.enable_op_determinism()

@@ -8,6 +8,8 @@ import sys
 
 import keras
 import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from gff_keras import GFFNet
 from gff_keras.benchmarks import LIMIT_KINDS
@@ -16,7 +18,9 @@ from gff_keras.benchmarks import measure_convolution_limit
 from gff_keras.benchmarks import measure_frozen_forward
 from gff_keras.benchmarks import measure_inference_cost
 from gff_keras.benchmarks import measure_model
+from gff_keras.benchmarks import timing
 from gff_keras.benchmarks.convolution_limit import convolution_flops
+from gff_keras.keras_internals import op_determinism_enabled
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +92,7 @@ def tiny_model():
 
 
 @pytest.mark.slow
-def test_measure_model_reports_positive_timings():
+def test_measure_model_reports_positive_timings(monkeypatch):
     model = tiny_model()
     row = measure_model(model, 48, runs=1, warmup=1)
     assert row["forward_ms"] > 0 and row["train_step_ms"] > 0
@@ -96,7 +100,25 @@ def test_measure_model_reports_positive_timings():
         2e3 / row["train_step_ms"], rel=1e-2
     )
     assert row["peak_memory_mb"] > 100
-    forward_only = measure_model(model, 48, runs=1, warmup=1, train_runs=0)
+
+    # After a deterministic training run in the same process (the peers
+    # comparison), timings still run the kernels of a default run: under
+    # op determinism a small-crop GFFNet step took 4.6x as long.
+    states = []
+
+    def timed(function, runs, warmup):
+        states.append(op_determinism_enabled())
+        return median_ms(function, runs, warmup)
+
+    median_ms = timing._median_ms
+    monkeypatch.setattr(timing, "_median_ms", timed)
+    tf.config.experimental.enable_op_determinism()
+    try:
+        forward_only = measure_model(model, 48, runs=1, warmup=1, train_runs=0)
+        assert op_determinism_enabled()  # restored
+    finally:
+        tf_config.disable_op_determinism()
+    assert states == [False]
     assert set(forward_only) == {"forward_ms", "peak_memory_mb"}
 
 

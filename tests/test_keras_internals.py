@@ -82,21 +82,23 @@ def test_a_model_saved_with_its_optimizer_set_aside_has_no_optimizer_state(
     assert (tmp_path / "inference.keras").stat().st_size < full_size
 
 
-def test_op_determinism_flag_is_readable():
-    # The suite never turns determinism off again once on, so only the
-    # type and the "on" state are checked in a fresh process.
+def test_op_determinism_flag_is_readable_and_can_be_set_aside():
+    # In a fresh process: op determinism is process-wide.
     import subprocess
     import sys
 
     script = (
         "import tensorflow as tf\n"
         "from gff_keras.keras_internals import op_determinism_enabled\n"
+        "from gff_keras.keras_internals import op_determinism_off\n"
         "before = op_determinism_enabled()\n"
         "tf.config.experimental.enable_op_determinism()\n"
-        "print(before, op_determinism_enabled())\n"
+        "with op_determinism_off():\n"
+        "    inside = op_determinism_enabled()\n"
+        "print(before, inside, op_determinism_enabled())\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["False", "True"]
+    assert result.stdout.split() == ["False", "False", "True"]

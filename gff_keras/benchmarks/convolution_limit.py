@@ -3,6 +3,7 @@ import time
 import tensorflow as tf
 
 from gff_keras.evaluation.frozen_graph import freeze_function
+from gff_keras.keras_internals import op_determinism_off
 
 # The probe: a 3x3, 512 -> 512 convolution on [2, 64, 64, 512], the shape
 # of a dilated ResNet's last stages at 512x512 input and batch 2.
@@ -16,6 +17,8 @@ def convolution_flops(shape=PROBE_SHAPE, kernel_size: int = 3) -> int:
     return 2 * batch * height * width * channels * channels * kernel_size**2
 
 
+# Timed as a default training run runs (see `op_determinism_off`).
+@op_determinism_off()
 def measure_convolution_limit(
     kind: str, runs: int = 5, warmup: int = 2, shape=PROBE_SHAPE
 ) -> dict:

@@ -7,8 +7,11 @@ import tensorflow as tf
 from gff_keras.benchmarks.timing import peak_memory_mb
 from gff_keras.evaluation.frozen_graph import freeze_function
 from gff_keras.evaluation.inference import predict_logits
+from gff_keras.keras_internals import op_determinism_off
 
 
+# Timed as a default training run runs (see `op_determinism_off`).
+@op_determinism_off()
 def measure_inference_cost(
     model: keras.Model,
     image_shape: tuple[int, int],

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from gff_keras.evaluation.frozen_graph import freeze_function
+from gff_keras.keras_internals import op_determinism_off
 
 
 def _median_ms(function, runs: int, warmup: int) -> float:
@@ -29,6 +30,8 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Timed as a default training run runs (see `op_determinism_off`).
+@op_determinism_off()
 def measure_model(
     model: keras.Model,
     image_size: int,
@@ -51,7 +54,11 @@ def measure_model(
     momentum update) on `train_batch_size` images of `train_image_size`.
     Each is the median of `runs` timed calls after `warmup` untimed ones
     (the first traces and compiles). Run one model per process when the
-    peak memory matters: it is the process's peak so far.
+    peak memory matters: it is the process's peak so far. Op determinism
+    is set aside while timing (and restored): after a deterministic run
+    in the same process, TensorFlow's deterministic kernels and
+    `DilatedConv2D`'s deterministic path made a small-crop GFFNet
+    training step 4.6x as slow.
 
     Args:
         model: a segmentation model returning logits (e.g. `GFFNet`, whose
@@ -132,6 +139,8 @@ def measure_model(
     return row
 
 
+# Timed as a default training run runs (see `op_determinism_off`).
+@op_determinism_off()
 def measure_frozen_forward(
     model: keras.Model,
     image_size: int,

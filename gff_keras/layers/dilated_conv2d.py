@@ -19,10 +19,13 @@ class DilatedConv2D(keras.layers.Conv2D):
     ResNet's last stages. In training, this layer computes the same
     convolution as a sum over the kernel taps of matrix products with
     shifted windows of the zero-padded input, skipping the taps that only
-    ever see padding (maps smaller than the dilation). Inference runs the
-    usual `Conv2D` (what exports and frozen graphs hold). Weights, config
-    and output are those of `Conv2D`; results differ only by float32
-    rounding.
+    ever see padding (maps smaller than the dilation), and its gradients
+    the same way: the input gradient as the tap sum of the output gradient
+    with the kernel mirrored, the kernel gradient of each tap as one
+    matrix product of its window with the output gradient. Inference runs
+    the usual `Conv2D` (what exports and frozen graphs hold). Weights,
+    config and output are those of `Conv2D`; results and gradients differ
+    only by float32 rounding.
 
     Other settings (strides, `"valid"` padding, even kernels,
     `channels_first`, no dilation) and runs under op determinism
@@ -78,21 +81,82 @@ class DilatedConv2D(keras.layers.Conv2D):
         )
         pad_h, pad_w = rate_h * (kernel_h // 2), rate_w * (kernel_w // 2)
         static_h, static_w = inputs.shape[1], inputs.shape[2]
-        height, width = ops.shape(inputs)[1], ops.shape(inputs)[2]
-        padded = ops.pad(
-            inputs, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]]
-        )
-        outputs = None
-        for row in range(kernel_h):
-            top = row * rate_h
-            # A tap this far from the centre reads only padding.
-            if static_h is not None and abs(top - pad_h) >= static_h:
-                continue
-            for column in range(kernel_w):
-                left = column * rate_w
-                if static_w is not None and abs(left - pad_w) >= static_w:
-                    continue
-                window = padded[:, top : top + height, left : left + width, :]
-                term = ops.tensordot(window, kernel[row, column], axes=1)
-                outputs = term if outputs is None else ops.add(outputs, term)
-        return outputs
+        # A tap this far from the centre reads only padding.
+        taps = [
+            (row, column)
+            for row in range(kernel_h)
+            if static_h is None or abs(row * rate_h - pad_h) < static_h
+            for column in range(kernel_w)
+            if static_w is None or abs(column * rate_w - pad_w) < static_w
+        ]
+        paddings = [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]]
+
+        def windows(tensor, offsets):
+            # The tap's shifted view of the zero-padded tensor, one per
+            # (top, left) offset, each the size of the unpadded tensor.
+            height, width = ops.shape(tensor)[1], ops.shape(tensor)[2]
+            padded = ops.pad(tensor, paddings)
+            for top, left in offsets:
+                yield padded[:, top : top + height, left : left + width, :]
+
+        def tap_sum(tensor, offsets, matrices):
+            terms = (
+                ops.tensordot(window, matrix, axes=1)
+                for window, matrix in zip(windows(tensor, offsets), matrices)
+            )
+            outputs = next(terms)
+            for term in terms:
+                outputs = ops.add(outputs, term)
+            return outputs
+
+        offsets = [(row * rate_h, column * rate_w) for row, column in taps]
+        # Stride 1 and "same" padding: the input gradient is the convolution
+        # of the output gradient with the kernel mirrored in space.
+        mirrored_offsets = [
+            ((kernel_h - 1 - row) * rate_h, (kernel_w - 1 - column) * rate_w)
+            for row, column in taps
+        ]
+
+        # The gradients are tap sums too: the automatic ones place every
+        # window's gradient into a zero tensor of the padded size
+        # (StridedSliceGrad), half of a small-crop training step on CPU.
+        @ops.custom_gradient
+        def convolve(inputs, kernel):
+            matrices = [kernel[row, column] for row, column in taps]
+            outputs = tap_sum(inputs, offsets, matrices)
+
+            def gradient(*args, upstream=None):
+                output_gradient = args[0] if upstream is None else upstream
+                input_gradient = tap_sum(
+                    output_gradient,
+                    mirrored_offsets,
+                    [ops.transpose(matrix) for matrix in matrices],
+                )
+                tap_gradients = {
+                    tap: ops.tensordot(
+                        window, output_gradient, axes=[[0, 1, 2], [0, 1, 2]]
+                    )
+                    for tap, window in zip(taps, windows(inputs, offsets))
+                }
+                # Taps that read only padding have a zero gradient.
+                kernel_gradient = ops.stack(
+                    [
+                        ops.stack(
+                            [
+                                tap_gradients.get(
+                                    (row, column),
+                                    ops.zeros_like(kernel[row, column]),
+                                )
+                                for column in range(kernel_w)
+                            ]
+                        )
+                        for row in range(kernel_h)
+                    ]
+                )
+                return input_gradient, kernel_gradient
+
+            return outputs, gradient
+
+        # The kernel's value as a tensor: a variable read inside would make
+        # the custom gradient return the variable's gradient separately.
+        return convolve(inputs, ops.copy(kernel))
