@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
 
 
-def run_python(args, env=None, timeout=600):
+def run_python(args, env=None, timeout=600, stdin=None):
     """Runs `python ARGS` from the repository root, output captured.
 
     Returns:
@@ -35,6 +35,7 @@ def run_python(args, env=None, timeout=600):
     """
     return subprocess.run(
         [sys.executable, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=dict(
@@ -51,16 +52,11 @@ def run_commands(script, *commands, env=None, timeout=300):
     Returns:
         A list of `(exit status, stdout, stderr)`, one per command.
     """
-    result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), script],
-        input=json.dumps([list(flags) for flags in commands]),
-        capture_output=True,
-        text=True,
-        env=dict(
-            os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
-        ),
-        cwd=REPO,
+    result = run_python(
+        [os.path.abspath(__file__), script],
+        env=env,
         timeout=timeout,
+        stdin=json.dumps([list(flags) for flags in commands]),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return [tuple(outcome) for outcome in json.loads(result.stdout)]
