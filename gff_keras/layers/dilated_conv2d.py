@@ -90,19 +90,18 @@ class DilatedConv2D(keras.layers.Conv2D):
             if static_w is None or abs(column * rate_w - pad_w) < static_w
         ]
         paddings = [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]]
+        # The output and both gradients have the input's size.
+        height, width = ops.shape(inputs)[1], ops.shape(inputs)[2]
 
-        def windows(tensor, offsets):
-            # The tap's shifted view of the zero-padded tensor, one per
-            # (top, left) offset, each the size of the unpadded tensor.
-            height, width = ops.shape(tensor)[1], ops.shape(tensor)[2]
-            padded = ops.pad(tensor, paddings)
+        def windows(padded, offsets):
+            # Each tap's shifted view of a zero-padded tensor.
             for top, left in offsets:
                 yield padded[:, top : top + height, left : left + width, :]
 
-        def tap_sum(tensor, offsets, matrices):
+        def tap_sum(padded, offsets, matrices):
             terms = (
                 ops.tensordot(window, matrix, axes=1)
-                for window, matrix in zip(windows(tensor, offsets), matrices)
+                for window, matrix in zip(windows(padded, offsets), matrices)
             )
             outputs = next(terms)
             for term in terms:
@@ -122,13 +121,14 @@ class DilatedConv2D(keras.layers.Conv2D):
         # (StridedSliceGrad), half of a small-crop training step on CPU.
         @ops.custom_gradient
         def convolve(inputs, kernel):
+            padded_inputs = ops.pad(inputs, paddings)
             matrices = [kernel[row, column] for row, column in taps]
-            outputs = tap_sum(inputs, offsets, matrices)
+            outputs = tap_sum(padded_inputs, offsets, matrices)
 
             def gradient(*args, upstream=None):
                 output_gradient = args[0] if upstream is None else upstream
                 input_gradient = tap_sum(
-                    output_gradient,
+                    ops.pad(output_gradient, paddings),
                     mirrored_offsets,
                     [ops.transpose(matrix) for matrix in matrices],
                 )
@@ -136,22 +136,21 @@ class DilatedConv2D(keras.layers.Conv2D):
                     tap: ops.tensordot(
                         window, output_gradient, axes=[[0, 1, 2], [0, 1, 2]]
                     )
-                    for tap, window in zip(taps, windows(inputs, offsets))
+                    for tap, window in zip(
+                        taps, windows(padded_inputs, offsets)
+                    )
                 }
                 # Taps that read only padding have a zero gradient.
-                kernel_gradient = ops.stack(
-                    [
-                        ops.stack(
-                            [
-                                tap_gradients.get(
-                                    (row, column),
-                                    ops.zeros_like(kernel[row, column]),
-                                )
-                                for column in range(kernel_w)
-                            ]
-                        )
-                        for row in range(kernel_h)
-                    ]
+                zeros = ops.zeros_like(matrices[0])
+                kernel_gradient = ops.reshape(
+                    ops.stack(
+                        [
+                            tap_gradients.get((row, column), zeros)
+                            for row in range(kernel_h)
+                            for column in range(kernel_w)
+                        ]
+                    ),
+                    ops.shape(kernel),
                 )
                 return input_gradient, kernel_gradient
 
