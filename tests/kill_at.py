@@ -26,6 +26,7 @@ import sys
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gff_keras.training import experiment_runner
 from gff_keras.training.training_monitor import TrainingMonitor
@@ -90,9 +91,8 @@ def main(moment, step_log, flags):
             int(moment.split("=")[1]), experiment_runner.evaluate_dataset
         )
     elif moment == "export":
-        # The class keras.export.ExportArchive() returns on TensorFlow.
-        archive = type(keras.export.ExportArchive())
-        archive.write_out = kill_on_call(1, archive.write_out)
+        # The SavedModel is written, under its temporary name.
+        tf.saved_model.save = kill_on_call(1, tf.saved_model.save)
     elif moment != "none" and not moment.startswith("step="):
         raise SystemExit(f"kill_at.py: unknown moment {moment!r}")
     train = os.path.join(REPO, "scripts", "train.py")

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from gff_keras.models import load_model
+from gff_keras.models import run_directory
 from gff_keras.models.run_directory import save_model
 from gff_keras.training import PeriodicEvaluation
 from gff_keras.training import TrainingBackup
@@ -94,6 +95,24 @@ def test_a_finished_backup_keeps_the_final_model_without_a_second_copy(
     held.write_bytes(held.read_bytes()[:100])
     with pytest.raises(ValueError, match="finished run whose final model"):
         latest_backup(backup_dir)
+
+
+def test_weights_of_a_keras_file_load_as_keras_loads_them(tmp_path):
+    trained = _dense_model()
+    _fit(trained, str(tmp_path / "backup"), epochs=1)
+    path = str(tmp_path / "model.keras")
+    save_model(trained, path)
+    loaded, by_keras = _dense_model(), _dense_model()
+    run_directory.load_weights(loaded, path)
+    by_keras.load_weights(path)
+    for a, b, c in zip(trained.weights, loaded.weights, by_keras.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(c))
+
+    not_a_model = tmp_path / "notes.keras"
+    not_a_model.write_text("not a zip archive")
+    with pytest.raises(ValueError, match="notes.keras is not a Keras model"):
+        run_directory.load_weights(loaded, str(not_a_model))
 
 
 @pytest.mark.parametrize("damage", ["truncated_weights", "empty_state"])

@@ -137,35 +137,41 @@ def export_saved_model(
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
     )
     def serve_image_bytes(image_bytes):
-        return _segment(model, _decode_batch(image_bytes), options)
+        images = _decode_batch(image_bytes)
+        if freeze:
+            # Freezing folds the variables a function reads itself, so
+            # each frozen signature holds its own copy of the model.
+            return _segment(model, images, options)
+        # A call of the other signature: the model is traced once and the
+        # SavedModel holds its graph once.
+        return serve(images)
 
     # Tracing now raises argument errors before anything is written.
-    endpoints = {
+    signatures = {
         SERVING_DEFAULT: serve.get_concrete_function(),
         SERVING_IMAGE_BYTES: serve_image_bytes.get_concrete_function(),
     }
+    module = tf.Module()
     if freeze:
         signatures = {
             name: freeze_function(function)
-            for name, function in endpoints.items()
+            for name, function in signatures.items()
         }
-
-        def write_out(target):
-            tf.saved_model.save(tf.Module(), target, signatures=signatures)
-
     else:
-        # ExportArchive saves the variables these functions read as plain
-        # variables, which the TF1-style loader of TensorFlow Serving and
-        # `saved_model_cli run` restores; a Keras model attached to a
-        # `tf.Module` is not restored there (tensorflow issue 72963). The
-        # model itself is not tracked: the SavedModel needs no Keras
-        # objects, and saving them would trace every sub-model again.
-        archive = keras.export.ExportArchive()
-        archive.add_endpoint(SERVING_DEFAULT, serve)
-        archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes)
+        # The variables the signatures read, as plain TensorFlow variables:
+        # the TF1-style loader of TensorFlow Serving and `saved_model_cli
+        # run` restores those, and not a tracked Keras model (tensorflow
+        # issue 72963). Only concrete functions are saved: a `tf.function`
+        # in the saved object graph is traced again while saving (its
+        # cache key holds the save context), which would trace the model
+        # twice more.
+        module.variables_read = _variables_read(signatures.values())
+        # Callable after loading, as `loaded.serving_default(images)`.
+        for name, function in signatures.items():
+            setattr(module, name, function)
 
-        def write_out(target):
-            archive.write_out(target, verbose=False)
+    def write_out(target):
+        tf.saved_model.save(module, target, signatures=signatures)
 
     tf.io.gfile.makedirs(export_dir)
     if "://" in export_dir:
@@ -177,6 +183,15 @@ def export_saved_model(
     with atomic_files.replaced_when_written(path) as partial:
         write_out(partial)
     return path
+
+
+def _variables_read(functions):
+    """The variables `functions` read, each once, in the order first read."""
+    variables = {}
+    for function in functions:
+        for variable in function.variables:
+            variables.setdefault(id(variable), variable)
+    return list(variables.values())
 
 
 def _segment(model, images, options):

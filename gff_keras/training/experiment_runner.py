@@ -561,7 +561,7 @@ def run_experiment(
     best = evaluation.best
     if "best" in keep and best is not None and best["step"] != final["step"]:
         with optimizer_set_aside(model):
-            model.load_weights(best_model_file)
+            run_directory.load_weights(model, best_model_file)
         reported = best
     summary.update({"final": final, "best": best, "reported": reported})
     if runtime.export:

@@ -10,6 +10,7 @@ import keras
 
 from gff_keras import atomic_files
 from gff_keras.keras_internals import optimizer_set_aside
+from gff_keras.models import run_directory
 
 WEIGHTS_FILE = "model.weights.h5"
 STATE_FILE = "state.json"
@@ -73,7 +74,9 @@ class TrainingBackup(keras.callbacks.Callback):
         if "final_model" in state:
             # Nothing is left to train: the weights are all that matter.
             with optimizer_set_aside(self.model):
-                self.model.load_weights(_final_model(self.restore_from))
+                run_directory.load_weights(
+                    self.model, _final_model(self.restore_from)
+                )
             return
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
