@@ -88,6 +88,10 @@ BUDGETS = {
         "image_size": 48,
         "fused_channels": 16,
         "num_eval_examples": 2,
+        # Tests of the runner: no dilated stages (a deterministic step at
+        # output stride 8 costs 4x more on CPU) and no TensorBoard images.
+        "output_stride": 32,
+        "tensorboard_images": 0,
     },
 }
 GATE_FIGURE_VARIANT = "gff_dfp"
@@ -146,6 +150,12 @@ def ablation_config(
     config.runtime.log_every = max(1, sizes["steps"] // 10)
     config.runtime.export = False
     config.runtime.verbose = 0
+    # Only where a budget sets them: the committed runs' configs must stay
+    # those their results files record (`experiments.peers` compares them).
+    if "output_stride" in sizes:
+        config.model.backbone.output_stride = sizes["output_stride"]
+    if "tensorboard_images" in sizes:
+        config.runtime.tensorboard_images = sizes["tensorboard_images"]
     return config.validate()
 
 

@@ -1,4 +1,7 @@
-"""GFFNet: structure, parameter counts, training, saving, distribution."""
+"""GFFNet: structure, parameter counts, training, saving.
+
+Training on two replicas against one: tests/test_distributed_training.py.
+"""
 
 import json
 
@@ -240,55 +243,3 @@ def test_backbone_weights_argument(tmp_path):
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         small_model(**kwargs)
-
-
-def _one_sgd_step(strategy, initial_weights, images, labels):
-    with strategy.scope():
-        model = small_model(dropout=0.0)
-        model.set_weights(initial_weights)
-        model.compile(optimizer=keras.optimizers.SGD(0.5))
-    model.fit(
-        images,
-        labels,
-        batch_size=len(images),
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-    )
-    return [np.asarray(w) for w in model.weights]
-
-
-@pytest.mark.slow
-def test_mirrored_strategy_matches_single_device(two_replicas):
-    """Synchronized BatchNorm: 2 replicas x 2 images == 1 device x 4."""
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) >= 2, "conftest sets up two logical CPUs"
-    images, labels = fixed_batch(height=33, width=41, batch=4, ignore=False)
-    # Give each replica's half of the batch different statistics, so local
-    # BatchNorm statistics would differ from the global ones.
-    images[2:] = images[2:] * 3.0 + 1.0
-    initial = [np.asarray(w) for w in small_model(dropout=0.0).weights]
-
-    single = _one_sgd_step(
-        tf.distribute.OneDeviceStrategy("/cpu:0"), initial, images, labels
-    )
-    mirrored = _one_sgd_step(
-        two_replicas,
-        initial,
-        images,
-        labels,
-    )
-    # The updates are compared relative to their size: the replicas sum
-    # float32 gradients in another order, and Keras' synchronized
-    # BatchNorm (variance as E[x^2] - E[x]^2) amplifies that rounding in
-    # channels that barely vary, e.g. the PPM's 1x1 bin (4 values per
-    # channel), by an amount that depends on the CPU's kernels. Local
-    # statistics would be off by far more on these two different halves.
-    errors = []
-    for before, a, b in zip(initial, single, mirrored):
-        update = np.abs(a - before).max()
-        if update > 1e-6:
-            errors.append(np.abs(b - a).max() / update)
-    assert len(errors) > len(initial) // 2
-    assert max(errors) < 5e-2
-    assert np.median(errors) < 1e-4

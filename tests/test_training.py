@@ -272,12 +272,12 @@ def test_resume_check_accepts_the_same_config_with_tuples(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_few_hundred_synthetic_steps_learn_well_above_chance(tmp_path):
+def test_a_hundred_synthetic_steps_learn_well_above_chance(tmp_path):
     # The whole loop (pipeline, loss, optimizer, schedule, evaluation)
-    # must learn: 200 steps of a ResNet-18 GFFNet with narrow heads reach
-    # mIoU 0.29 on 8 validation scenes (measured, seed 0; sky and ground
-    # 0.8 IoU), against 0.048 for predicting the most frequent class
-    # everywhere. Recorded in docs/benchmarks.md. Output stride 32: the
+    # must learn: 100 steps of a ResNet-18 GFFNet with narrow heads reach
+    # mIoU 0.28-0.32 on 8 validation scenes (measured, seeds 0-2; sky and
+    # ground 0.74-0.86 IoU), against 0.048 for predicting the most frequent
+    # class everywhere. Recorded in docs/benchmarks.md. Output stride 32: the
     # fusion still sees the stride-4 level, and a step costs a seventh of
     # one at stride 8 on an AVX2-only CPU.
     config = _tiny(
@@ -287,9 +287,10 @@ def test_a_few_hundred_synthetic_steps_learn_well_above_chance(tmp_path):
             "data.synthetic_image_size": 64,
             "data.num_train_examples": None,
             "data.num_eval_examples": 8,
-            "schedule.steps": 200,
-            "runtime.steps_per_loop": 100,
-            "runtime.eval_every": 200,
+            "schedule.steps": 100,
+            "optimizer.learning_rate": 0.02,
+            "runtime.steps_per_loop": 50,
+            "runtime.eval_every": 100,
             "runtime.export": False,
             "runtime.verbose": 0,
             "runtime.seed": 0,

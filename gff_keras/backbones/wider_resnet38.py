@@ -7,6 +7,7 @@ from gff_keras.backbones.dilation import OUTPUT_STRIDES
 from gff_keras.backbones.dilation import dilation_plan
 from gff_keras.layers.caffe_to_torch_inputs import CaffeToTorchInputs
 from gff_keras.layers.constant_padding2d import ConstantPadding2D
+from gff_keras.layers.dilated_conv2d import DilatedConv2D
 from gff_keras.layers.fused_batch_normalization import FusedBatchNormalization
 
 # One "mod" (group of residual blocks) of a Wider-ResNet.
@@ -234,12 +235,15 @@ class WiderResNet38(Backbone):
                     dilation * (kernel // 2), name=f"{name}_conv{index + 1}_pad"
                 )(y)
                 padding = "valid"
-            y = keras.layers.Conv2D(
+            rate = dilation if kernel == 3 else 1
+            # Dilated: trained as shifted matrix products (see DilatedConv2D).
+            convolution = DilatedConv2D if rate > 1 else keras.layers.Conv2D
+            y = convolution(
                 filters,
                 kernel,
                 strides=strides,
                 padding=padding,
-                dilation_rate=dilation if kernel == 3 else 1,
+                dilation_rate=rate,
                 use_bias=False,
                 name=f"{name}_conv{index + 1}",
             )(y)
