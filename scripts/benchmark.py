@@ -163,7 +163,7 @@ def frozen_forward_row(settings: dict) -> dict:
 
 
 def model_row(settings: dict) -> dict:
-    """One variant's row; runs in a fresh process (its own peak memory)."""
+    """One variant's row; timed rows run in a fresh process (peak memory)."""
     from gff_keras.benchmarks import count_flops
     from gff_keras.benchmarks import measure_model
     from gff_keras.models.presets import preset_arguments
@@ -290,8 +290,13 @@ def model_rows() -> list:
     rows = []
     for name in _MODELS.value:
         variant = {**settings, "model": name}
-        with context.Pool(1) as pool:
-            row = pool.apply(model_row, (variant,))
+        if settings["timing"]:
+            with context.Pool(1) as pool:
+                row = pool.apply(model_row, (variant,))
+        else:
+            # Parameters and FLOPs need no fresh process (seconds of
+            # TensorFlow import per row).
+            row = model_row(variant)
         if settings["timing"] and settings["frozen"]:
             # A fresh process: oneDNN's primitive cache would otherwise
             # carry the Keras forward's weight layouts into the frozen graph.
