@@ -54,3 +54,19 @@ def synthetic_tiny():
     # time. Tests that read them ask for them.
     config.runtime.tensorboard_images = 0
     return config
+
+
+@register("synthetic_tiny_pspnet")
+def synthetic_tiny_pspnet():
+    """`synthetic_tiny` as PSPNet, for tests of the training loop itself.
+
+    Resuming, crash safety and distribution do not depend on the head; the
+    PSPNet graph without the fusion head traces in half the time, and a
+    process of these tests is mostly tracing (15 s against 29 s a run on
+    2 AMD EPYC cores).
+    """
+    config = synthetic_tiny()
+    config.description = "Tiny PSPNet (no fusion head) on synthetic scenes"
+    config.model.preset = "pspnet_resnet18"
+    config.model.head.channels = None
+    return config

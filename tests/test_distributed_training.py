@@ -46,7 +46,7 @@ class InitialWeights(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.weights = [w.numpy() for w in self.model.weights]
 
-config = experiments.get_experiment("synthetic_tiny").replace(**{{
+config = experiments.get_experiment("synthetic_tiny_pspnet").replace(**{{
     "model.head.dropout": 0.0, "model.backbone.output_stride": 8,
     "data.batch_size": 4,
     "optimizer.learning_rate": 1e-3, "schedule.steps": 2,
@@ -114,7 +114,7 @@ def test_two_worker_multi_worker_run_ends_with_identical_weights(tmp_path):
                 [
                     sys.executable,
                     TRAIN,
-                    "--experiment=synthetic_tiny",
+                    "--experiment=synthetic_tiny_pspnet",
                     f"--model_dir={model_dir}",
                     "--override=runtime.export=false",
                 ],

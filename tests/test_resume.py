@@ -197,7 +197,7 @@ def test_a_run_killed_at_any_moment_finishes_on_rerun(tmp_path):
     model_dir = tmp_path / "run"
     step_log = tmp_path / "steps.log"
     flags = [
-        "--experiment=synthetic_tiny",
+        "--experiment=synthetic_tiny_pspnet",
         f"--model_dir={model_dir}",
         "--steps=6",
         "--override=runtime.steps_per_loop=2",
@@ -274,7 +274,7 @@ class Kill(keras.callbacks.Callback):
         if int(self.model.optimizer.iterations.numpy()) == 2:
             raise KeyboardInterrupt
 
-config = experiments.get_experiment("synthetic_tiny").replace(
+config = experiments.get_experiment("synthetic_tiny_pspnet").replace(
     **{{"runtime.deterministic": True, "runtime.export": False,
         "runtime.eval_every": 4, "runtime.num_visualizations": 0}})
 run_experiment(config, "{tmp_path}/whole")
