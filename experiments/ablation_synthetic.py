@@ -98,7 +98,10 @@ GATE_FIGURE_VARIANT = "gff_dfp"
 
 
 def ablation_config(
-    variant: str, seed: int = 0, budget: str = "full"
+    variant: str,
+    seed: int = 0,
+    budget: str = "full",
+    mixed_precision: str = "float32",
 ) -> ExperimentConfig:
     """The config of one ablation run.
 
@@ -108,6 +111,8 @@ def ablation_config(
             are the same for every seed.
         budget: `"full"` (the committed results), `"long"` (400 steps) or
             `"reduced"` (tests).
+        mixed_precision: the Keras dtype policy of training
+            (`runtime.mixed_precision`); the committed results are float32.
 
     Returns:
         A deterministic `ExperimentConfig` without export.
@@ -143,6 +148,7 @@ def ablation_config(
     config.data.num_eval_examples = sizes["num_eval_examples"]
     config.schedule.steps = sizes["steps"]
     config.runtime.seed = int(seed)
+    config.runtime.mixed_precision = mixed_precision
     # Same seed, same numbers: the runner's results must be reproducible.
     config.runtime.deterministic = True
     config.runtime.steps_per_loop = sizes["steps"]
@@ -269,6 +275,7 @@ def run_ablation(
     variants=tuple(VARIANTS),
     seeds=DEFAULT_SEEDS,
     budget: str = "full",
+    mixed_precision: str = "float32",
     results_file: str | None = None,
     plot_file: str | None = None,
     gate_figure_dir: str | None = None,
@@ -285,6 +292,9 @@ def run_ablation(
         variants: keys of `VARIANTS` to run.
         seeds: training seeds; every variant gets all of them.
         budget: a key of `BUDGETS`.
+        mixed_precision: the training dtype policy; other than float32 the
+            run directories are `<variant>_seed<seed>_<mixed_precision>`,
+            so runs of different precisions never meet.
         results_file: JSON path; defaults to
             `<output_dir>/ablation_synthetic.json`.
         plot_file: PNG path for the chart; `None` skips it.
@@ -305,8 +315,11 @@ def run_ablation(
     for variant in variants:
         runs[variant] = []
         for seed in seeds:
-            config = ablation_config(variant, seed, budget)
-            run_dir = os.path.join(output_dir, f"{variant}_seed{seed}")
+            config = ablation_config(variant, seed, budget, mixed_precision)
+            run_name = f"{variant}_seed{seed}"
+            if mixed_precision != "float32":
+                run_name += f"_{mixed_precision}"
+            run_dir = os.path.join(output_dir, run_name)
             keras.backend.clear_session()
             tick = time.time()
             summary = run_experiment(config, run_dir)
@@ -340,10 +353,18 @@ def run_ablation(
             f"--output_dir={output_dir} --budget={budget} "
             f"--variants={','.join(variants)} "
             f"--seeds={','.join(str(seed) for seed in seeds)}"
+            + (
+                f" --mixed_precision={mixed_precision}"
+                if mixed_precision != "float32"
+                else ""
+            )
         ),
         "budget": budget,
         "budget_settings": BUDGETS[budget],
-        "config": ablation_config(variants[0], seeds[0], budget).to_dict(),
+        "mixed_precision": mixed_precision,
+        "config": ablation_config(
+            variants[0], seeds[0], budget, mixed_precision
+        ).to_dict(),
         "seeds": list(seeds),
         "machine": machine_description(),
         "total_seconds": round(time.time() - started, 1),

@@ -20,6 +20,7 @@ from absl import flags  # noqa: E402
 
 from experiments import RESULTS_DIR  # noqa: E402
 from experiments import ablation_synthetic  # noqa: E402
+from gff_keras.training.experiment_config import PRECISIONS  # noqa: E402
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "runs/ablation_synthetic", "Folder for the run directories."
@@ -47,6 +48,15 @@ _BUDGET = flags.DEFINE_enum(
     "(400 steps) writes ablation_synthetic_long.*; 'reduced' is a smoke run.",
 )
 
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision",
+    "float32",
+    list(PRECISIONS),
+    "Training dtype policy. Other than float32, run directories and results "
+    "files get the policy as a suffix (ablation_synthetic_long_"
+    "mixed_bfloat16.json).",
+)
+
 
 def main(argv):
     if len(argv) > 1:
@@ -68,11 +78,14 @@ def main(argv):
     stem = "ablation_synthetic"
     if _BUDGET.value != "full":
         stem += f"_{_BUDGET.value}"
+    if _MIXED_PRECISION.value != "float32":
+        stem += f"_{_MIXED_PRECISION.value}"
     results = ablation_synthetic.run_ablation(
         _OUTPUT_DIR.value,
         variants=tuple(_VARIANTS.value),
         seeds=tuple(seeds),
         budget=_BUDGET.value,
+        mixed_precision=_MIXED_PRECISION.value,
         results_file=os.path.join(results_dir, f"{stem}.json"),
         plot_file=os.path.join(results_dir, f"{stem}.png"),
         gate_figure_dir=os.path.join(results_dir, f"{stem}_gates"),

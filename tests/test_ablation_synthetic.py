@@ -105,3 +105,16 @@ def test_configs_share_one_budget_and_differ_only_in_fusion():
         assert registered.model.fusion.type == fusion
     with pytest.raises(KeyError, match="Unknown ablation variant"):
         ablation_synthetic.ablation_config("unet")
+
+
+def test_a_mixed_precision_ablation_differs_only_in_its_policy():
+    float32 = ablation_synthetic.ablation_config("gff", seed=2, budget="long")
+    bf16 = ablation_synthetic.ablation_config(
+        "gff", seed=2, budget="long", mixed_precision="mixed_bfloat16"
+    )
+    assert float32.runtime.mixed_precision == "float32"
+    assert bf16.runtime.mixed_precision == "mixed_bfloat16"
+    bf16.runtime.mixed_precision = "float32"
+    assert bf16.to_dict() == float32.to_dict()
+    with pytest.raises(ValueError, match="runtime.mixed_precision"):
+        ablation_synthetic.ablation_config("gff", mixed_precision="bf16")
