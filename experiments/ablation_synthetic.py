@@ -249,6 +249,9 @@ def gate_statistics(model, num_scenes: int, image_size: int) -> dict:
         inputs = normalize_images(image[None])
         _, gates = model.gate_maps(inputs)
         for level, gate in enumerate(gates):
+            # Under mixed precision the gates are bfloat16 or float16, whose
+            # sums over thousands of pixels stop growing (8-bit mantissa).
+            gate = keras.ops.cast(gate, "float32")
             gate = keras.ops.image.resize(
                 keras.ops.mean(gate, axis=-1, keepdims=True),
                 (image_size, image_size),
