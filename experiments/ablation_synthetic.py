@@ -119,6 +119,8 @@ def ablation_config(
 
     Raises:
         KeyError: for an unknown variant or budget.
+        ValueError: for an unknown `mixed_precision`, naming
+            `runtime.mixed_precision`.
     """
     if variant not in VARIANTS:
         raise KeyError(
