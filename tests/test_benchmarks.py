@@ -94,8 +94,17 @@ def tiny_model():
 @pytest.mark.slow
 def test_measure_model_reports_positive_timings(monkeypatch):
     model = tiny_model()
-    row = measure_model(model, 48, runs=1, warmup=1)
+    row = measure_model(model, 48, runs=3, warmup=1, train_runs=2)
     assert row["forward_ms"] > 0 and row["train_step_ms"] > 0
+    # Every timed call is kept, the reported figure is their median.
+    assert len(row["forward_ms_all"]) == 3
+    assert row["forward_ms"] == pytest.approx(
+        sorted(row["forward_ms_all"])[1], abs=0.01
+    )
+    assert len(row["train_step_ms_all"]) == 2
+    assert row["train_step_ms"] == pytest.approx(
+        sum(row["train_step_ms_all"]) / 2, abs=0.01
+    )
     assert row["images_per_s"] == pytest.approx(
         2e3 / row["train_step_ms"], rel=1e-2
     )
@@ -108,10 +117,10 @@ def test_measure_model_reports_positive_timings(monkeypatch):
 
     def timed(function, runs, warmup):
         states.append(op_determinism_enabled())
-        return median_ms(function, runs, warmup)
+        return timings_ms(function, runs, warmup)
 
-    median_ms = timing._median_ms
-    monkeypatch.setattr(timing, "_median_ms", timed)
+    timings_ms = timing._timings_ms
+    monkeypatch.setattr(timing, "_timings_ms", timed)
     tf.config.experimental.enable_op_determinism()
     try:
         forward_only = measure_model(model, 48, runs=1, warmup=1, train_runs=0)
@@ -119,7 +128,11 @@ def test_measure_model_reports_positive_timings(monkeypatch):
     finally:
         tf_config.disable_op_determinism()
     assert states == [False]
-    assert set(forward_only) == {"forward_ms", "peak_memory_mb"}
+    assert set(forward_only) == {
+        "forward_ms",
+        "forward_ms_all",
+        "peak_memory_mb",
+    }
 
 
 @pytest.mark.slow
@@ -164,8 +177,13 @@ def test_benchmark_script_writes_one_row_per_variant_and_preset(tmp_path):
 def test_measure_frozen_forward_reports_a_positive_time():
     model = tiny_model()
     row = measure_frozen_forward(model, 48, runs=1, warmup=1)
-    assert set(row) == {"frozen_forward_ms", "peak_memory_mb"}
+    assert set(row) == {
+        "frozen_forward_ms",
+        "frozen_forward_ms_all",
+        "peak_memory_mb",
+    }
     assert row["frozen_forward_ms"] > 0
+    assert row["frozen_forward_ms_all"] == [row["frozen_forward_ms"]]
 
 
 @pytest.mark.parametrize("kind", LIMIT_KINDS)

@@ -10,15 +10,16 @@ from gff_keras.evaluation.frozen_graph import freeze_function
 from gff_keras.keras_internals import op_determinism_off
 
 
-def _median_ms(function, runs: int, warmup: int) -> float:
+def _timings_ms(function, runs: int, warmup: int) -> list:
+    """Each of `runs` timed calls after `warmup` untimed ones, in ms."""
     for _ in range(warmup):
         function()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         function()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        times.append(round(1e3 * (time.perf_counter() - start), 2))
+    return times
 
 
 def peak_memory_mb() -> float:
@@ -78,9 +79,11 @@ def measure_model(
             in `compile` (other libraries' segmenters). Defaults to `None`.
 
     Returns:
-        A dict with `forward_ms`, `train_step_ms`, `images_per_s` (training
-        images per second) and `peak_memory_mb` (without the training keys
-        when `train_runs=0`).
+        A dict with `forward_ms`, `train_step_ms` (medians), `images_per_s`
+        (training images per second), `forward_ms_all` and
+        `train_step_ms_all` (every timed call, in order: on a shared or
+        busy machine the spread says how far to trust the median) and
+        `peak_memory_mb` (without the training keys when `train_runs=0`).
 
     Example:
 
@@ -88,8 +91,9 @@ def measure_model(
     >>> model = gff_keras.GFFNet(4, backbone="resnet18", output_stride=32,
     ...                          fused_channels=16, context_channels=32)
     >>> row = measure_model(model, 64, runs=1, warmup=1)
-    >>> sorted(row)
-    ['forward_ms', 'images_per_s', 'peak_memory_mb', 'train_step_ms']
+    >>> sorted(row)  # doctest: +NORMALIZE_WHITESPACE
+    ['forward_ms', 'forward_ms_all', 'images_per_s', 'peak_memory_mb',
+     'train_step_ms', 'train_step_ms_all']
     """
     train_image_size = train_image_size or image_size
     rng = np.random.default_rng(seed)
@@ -106,8 +110,11 @@ def measure_model(
     forward = tf.function(
         lambda x: model(x, training=False), jit_compile=jit_compile
     )
-    forward_ms = _median_ms(lambda: forward(images).numpy(), runs, warmup)
-    row = {"forward_ms": round(forward_ms, 2)}
+    forward_ms = _timings_ms(lambda: forward(images).numpy(), runs, warmup)
+    row = {
+        "forward_ms": round(statistics.median(forward_ms), 2),
+        "forward_ms_all": forward_ms,
+    }
     train_runs = runs if train_runs is None else train_runs
     if train_runs:
         # From the traced output shape: no extra forward pass.
@@ -128,13 +135,16 @@ def measure_model(
             metrics=[],
             jit_compile=jit_compile,
         )
-        train_ms = _median_ms(
+        train_ms = _timings_ms(
             lambda: model.train_on_batch(train_images, labels),
             train_runs,
             warmup,
         )
-        row["train_step_ms"] = round(train_ms, 2)
-        row["images_per_s"] = round(1e3 * train_batch_size / train_ms, 3)
+        row["train_step_ms"] = round(statistics.median(train_ms), 2)
+        row["train_step_ms_all"] = train_ms
+        row["images_per_s"] = round(
+            1e3 * train_batch_size / row["train_step_ms"], 3
+        )
     row["peak_memory_mb"] = round(peak_memory_mb(), 1)
     return row
 
@@ -169,7 +179,8 @@ def measure_frozen_forward(
         seed: int, for the random input.
 
     Returns:
-        A dict with `frozen_forward_ms` and `peak_memory_mb`.
+        A dict with `frozen_forward_ms` (the median),
+        `frozen_forward_ms_all` (every timed call) and `peak_memory_mb`.
 
     Example:
 
@@ -177,7 +188,7 @@ def measure_frozen_forward(
     >>> model = gff_keras.GFFNet(4, backbone="resnet18", output_stride=32,
     ...                          fused_channels=16, context_channels=32)
     >>> sorted(measure_frozen_forward(model, 64, runs=1, warmup=1))
-    ['frozen_forward_ms', 'peak_memory_mb']
+    ['frozen_forward_ms', 'frozen_forward_ms_all', 'peak_memory_mb']
     """
     images = tf.constant(
         np.random.default_rng(seed).normal(
@@ -187,8 +198,9 @@ def measure_frozen_forward(
     )
     forward = tf.function(lambda x: model(x, training=False))
     frozen = freeze_function(forward.get_concrete_function(images))
-    frozen_ms = _median_ms(lambda: frozen(images).numpy(), runs, warmup)
+    frozen_ms = _timings_ms(lambda: frozen(images).numpy(), runs, warmup)
     return {
-        "frozen_forward_ms": round(frozen_ms, 2),
+        "frozen_forward_ms": round(statistics.median(frozen_ms), 2),
+        "frozen_forward_ms_all": frozen_ms,
         "peak_memory_mb": round(peak_memory_mb(), 1),
     }
