@@ -10,7 +10,7 @@ from gff_keras.evaluation.frozen_graph import freeze_function
 from gff_keras.keras_internals import op_determinism_off
 
 
-def _timings_ms(function, runs: int, warmup: int) -> list:
+def _timings_ms(function, runs: int, warmup: int) -> list[float]:
     """Each of `runs` timed calls after `warmup` untimed ones, in ms."""
     for _ in range(warmup):
         function()
