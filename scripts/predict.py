@@ -62,6 +62,14 @@ _CITYSCAPES = flags.DEFINE_bool(
     False,
     "Also write Cityscapes label-id PNGs for the official evaluation.",
 )
+_ASSUME_FROZEN_WEIGHTS = flags.DEFINE_bool(
+    "assume_frozen_weights",
+    False,
+    "Let oneDNN keep each convolution filter in its fast layout after the "
+    "first image (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1; this process never "
+    "changes the weights): faster on AVX-512 CPUs, slower on AVX2-only "
+    "ones (docs/serving.md).",
+)
 
 
 def load_predictor(path):
@@ -98,6 +106,10 @@ def main(argv):
         paths = find_images(_INPUT.value)
     except FileNotFoundError as error:
         fail(f"--input: {error}")
+    if _ASSUME_FROZEN_WEIGHTS.value:
+        # Read by TensorFlow when a convolution kernel is first built, so
+        # setting it before the first prediction is enough.
+        os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     predictor = load_predictor(_MODEL_DIR.value)
     if info is None:
         if predictor.dataset is None:

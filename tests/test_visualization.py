@@ -660,13 +660,19 @@ def test_predict_files_from_a_saved_model(tmp_path, input_images):
         Predictor.load(str(tmp_path / "out"))
 
 
-def test_predict_script_end_to_end(tmp_path, run_dir, input_images):
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--assume_frozen_weights"]],
+    ids=["default", "assume_frozen_weights"],
+)
+def test_predict_script_end_to_end(tmp_path, run_dir, input_images, options):
     out = tmp_path / "out"
     result = run_script(
         "predict.py",
         f"--model_dir={run_dir}",
         f"--input={input_images}",
         f"--output_dir={out}",
+        *options,
     )
     assert result.returncode == 0, result.stderr
     model = load_model(str(run_dir))
