@@ -107,8 +107,8 @@ def main(argv):
     except FileNotFoundError as error:
         fail(f"--input: {error}")
     if _ASSUME_FROZEN_WEIGHTS.value:
-        # Read by TensorFlow when a convolution kernel is first built, so
-        # setting it before the first prediction is enough.
+        # Measured to take effect when set after TensorFlow's import, before
+        # the model's first call (docs/benchmarks.md).
         os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     predictor = load_predictor(_MODEL_DIR.value)
     if info is None:
