@@ -25,12 +25,20 @@ below, so a Keras upgrade that breaks one fails there first, by name.
 - TensorFlow's `config.disable_op_determinism()` (not exported either):
   timings are taken without op determinism, then it is restored
   (`op_determinism_off`).
+- TensorFlow's eager `context.function_call_options` (the Grappler
+  configuration a function call carries; `tf.config.optimizer` cannot
+  switch off the memory optimizer and acts on the whole process): calls
+  of a frozen graph skip two Grappler passes that cost seconds on its
+  constants and change nothing on a CPU (`frozen_graph_call_options`).
 """
 
 import contextlib
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.eager import context as tf_context
 from tensorflow.python.framework import config as tf_config
 
 
@@ -146,3 +154,37 @@ def op_determinism_off():
     finally:
         if enabled:
             tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def frozen_graph_call_options():
+    """Calls a frozen graph in its block without two Grappler passes.
+
+    TensorFlow optimizes a function with Grappler on its first call. On a
+    graph that holds its weights as constants (`freeze_function`), the
+    layout optimizer and the memory optimizer cost seconds (ResNet-101
+    GFF+DFP: 3.4-3.6 s and 1.4-4.9 s of a 25 s first call,
+    docs/benchmarks.md) and change nothing on a CPU: the graph is NHWC
+    already, and the memory optimizer swaps only to GPU host memory.
+    Every other pass (constant folding, the remapper's fusions) runs as
+    configured. The setting is this thread's, for calls made in the
+    block; TensorFlow keys a function's optimized instance by it, so a
+    function must always be called with it or always without (each
+    mixture instantiates the graph again).
+
+    Yields:
+        Nothing; restores the previous call options on exit.
+    """
+    context = tf_context.context()
+    previous = context.function_call_options
+    config = config_pb2.ConfigProto.FromString(previous.config_proto_serialized)
+    rewrites = config.graph_options.rewrite_options
+    rewrites.layout_optimizer = rewriter_config_pb2.RewriterConfig.OFF
+    rewrites.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+    context.function_call_options = tf_context.FunctionCallOptions(
+        executor_type=previous.executor_type, config_proto=config
+    )
+    try:
+        yield
+    finally:
+        context.function_call_options = previous

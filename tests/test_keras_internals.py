@@ -102,3 +102,42 @@ def test_op_determinism_flag_is_readable_and_can_be_set_aside():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", "False", "True"]
+
+
+def test_frozen_graph_calls_skip_layout_and_memory_passes_only():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    from tensorflow.python.eager import context
+
+    from gff_keras.evaluation import freeze_function
+    from gff_keras.keras_internals import frozen_graph_call_options
+
+    def current():
+        return config_pb2.ConfigProto.FromString(
+            context.context().function_call_options.config_proto_serialized
+        )
+
+    before = current()
+    layer = keras.layers.Conv2D(4, 3, padding="same")
+    forward = tf.function(lambda x: tf.nn.relu(layer(x)))
+    images = tf.random.normal([1, 8, 8, 3])
+    frozen = freeze_function(forward.get_concrete_function(images))
+    with frozen_graph_call_options():
+        inside = current()
+        called_inside = frozen(images).numpy()
+    rewrites = inside.graph_options.rewrite_options
+    assert rewrites.layout_optimizer == rewriter_config_pb2.RewriterConfig.OFF
+    assert (
+        rewrites.memory_optimization
+        == rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+    )
+    # Everything else is the thread's configuration as it was.
+    rewrites.ClearField("layout_optimizer")
+    rewrites.ClearField("memory_optimization")
+    expected = config_pb2.ConfigProto.FromString(before.SerializeToString())
+    expected.graph_options.rewrite_options.SetInParent()
+    assert inside == expected
+    assert current() == before
+    np.testing.assert_allclose(
+        called_inside, forward(images).numpy(), rtol=1e-5, atol=1e-6
+    )

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from gff_keras.evaluation.frozen_graph import freeze_function
+from gff_keras.keras_internals import frozen_graph_call_options
 from gff_keras.keras_internals import op_determinism_off
 
 
@@ -198,7 +199,12 @@ def measure_frozen_forward(
     )
     forward = tf.function(lambda x: model(x, training=False))
     frozen = freeze_function(forward.get_concrete_function(images))
-    frozen_ms = _timings_ms(lambda: frozen(images).numpy(), runs, warmup)
+
+    def call():
+        with frozen_graph_call_options():
+            return frozen(images).numpy()
+
+    frozen_ms = _timings_ms(call, runs, warmup)
     return {
         "frozen_forward_ms": round(statistics.median(frozen_ms), 2),
         "frozen_forward_ms_all": frozen_ms,

@@ -1,3 +1,4 @@
+import contextlib
 import weakref
 from collections.abc import Iterable
 
@@ -13,6 +14,7 @@ from gff_keras.evaluation.inference import MODES
 from gff_keras.evaluation.inference import PAPER_SCALES
 from gff_keras.evaluation.inference import predict_logits
 from gff_keras.evaluation.segmentation_metrics import SegmentationMetrics
+from gff_keras.keras_internals import frozen_graph_call_options
 
 
 def evaluate_dataset(
@@ -120,8 +122,10 @@ def evaluate_dataset(
     predict = _traced_predict(model, info.num_classes, options)
     # Tracing before reading data reports bad inference options at once.
     traced = predict.get_concrete_function()
+    call_options = contextlib.nullcontext
     if freeze:
         predict = freeze_function(traced)
+        call_options = frozen_graph_call_options
     data = build_dataset(
         dataset,
         split,
@@ -145,7 +149,9 @@ def evaluate_dataset(
     metrics = SegmentationMetrics(info.num_classes, info.ignore_label)
     num_images = 0
     for step, (images, labels) in enumerate(data, start=1):
-        metrics.update_state(labels, predict(images))
+        with call_options():
+            predictions = predict(images)
+        metrics.update_state(labels, predictions)
         num_images += int(tf.shape(images)[0])
         if verbose:
             miou = float(metrics.result()["mean_iou"])

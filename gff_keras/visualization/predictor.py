@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 
@@ -5,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from gff_keras.data.pipeline import normalize_images
+from gff_keras.keras_internals import frozen_graph_call_options
 from gff_keras.models import run_directory
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -44,6 +46,12 @@ class Predictor:
         self.path = path
         self.model = model
         self._serving = serving
+        # A SavedModel without variables holds a frozen graph.
+        self._call_options = (
+            frozen_graph_call_options
+            if serving is not None and not serving.variables
+            else contextlib.nullcontext
+        )
         self.config = config or {}
 
     @classmethod
@@ -124,7 +132,8 @@ class Predictor:
                 normalize_images(image[None]), verbose=0
             )
             return np.argmax(logits[0], axis=-1).astype(np.int32)
-        outputs = self._serving(inputs=tf.constant(image[None]))
+        with self._call_options():
+            outputs = self._serving(inputs=tf.constant(image[None]))
         if "predictions" not in outputs:
             raise ValueError(
                 f"The SavedModel at {self.path!r} returned "
