@@ -89,6 +89,7 @@ class Served:
     """A loaded export, and a known-good request for each signature."""
 
     def __init__(self, path):
+        self.path = path
         # The signatures only weakly reference the loaded object.
         self.loaded = tf.saved_model.load(path)
         rng = np.random.default_rng(0)
@@ -423,3 +424,31 @@ def test_file_requests_are_served_or_rejected_clearly(
     for key in ("predictions", "confidence"):
         np.testing.assert_array_equal(outputs[key], from_pixels[key])
     event("served")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_predictor_calls_a_frozen_export_with_the_frozen_graph_options(
+    exports, variant, monkeypatch
+):
+    # scripts/predict.py's Predictor calls a frozen SavedModel (no
+    # variables) without the layout and memory optimizers
+    # (`frozen_graph_call_options`), a plain one as it is; both answer as
+    # the signature does.
+    import contextlib
+
+    from gff_keras.visualization import Predictor
+    from gff_keras.visualization import predictor as predictor_module
+
+    entered = []
+
+    @contextlib.contextmanager
+    def recorded():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(predictor_module, "frozen_graph_call_options", recorded)
+    served = exports[variant]
+    image = served.good_requests[PIXELS].numpy()[0]
+    mask = Predictor.load(served.path).predict(image)
+    assert entered == ([True] if variant == "frozen" else [])
+    np.testing.assert_array_equal(mask, served.good_outputs["predictions"][0])

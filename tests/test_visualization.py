@@ -660,44 +660,6 @@ def test_predict_files_from_a_saved_model(tmp_path, input_images):
         Predictor.load(str(tmp_path / "out"))
 
 
-def test_a_frozen_saved_model_predicts_like_the_model_without_two_passes(
-    tmp_path, monkeypatch
-):
-    # Calls of a frozen SavedModel (no variables) carry the frozen-graph
-    # call options (no layout or memory optimizer); an unfrozen one's do
-    # not. Both predict what the Keras model predicts.
-    import contextlib
-
-    from gff_keras.export import export_saved_model
-    from gff_keras.visualization import predictor as predictor_module
-
-    entered = []
-
-    @contextlib.contextmanager
-    def recorded():
-        entered.append(True)
-        yield
-
-    monkeypatch.setattr(predictor_module, "frozen_graph_call_options", recorded)
-    model = small_model()
-    open_gates(model)
-    image = np.random.default_rng(0).integers(0, 256, (48, 80, 3), np.uint8)
-    logits = model.predict(normalize_images(image[None]), verbose=0)[0]
-    expected = np.argmax(logits, axis=-1)
-    # Pixels whose two best classes are within float32 noise may flip.
-    top_two = np.sort(logits, axis=-1)[..., -2:]
-    clear = top_two[..., 1] - top_two[..., 0] > 1e-3
-    assert clear.mean() > 0.95
-    for freeze in (False, True):
-        path = export_saved_model(
-            model, str(tmp_path / f"freeze_{freeze}"), freeze=freeze
-        )
-        entered.clear()
-        mask = Predictor.load(path).predict(image)
-        assert entered == ([True] if freeze else []), freeze
-        np.testing.assert_array_equal(mask[clear], expected[clear])
-
-
 @pytest.mark.parametrize(
     "options",
     [[], ["--assume_frozen_weights"]],
