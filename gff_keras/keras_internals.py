@@ -26,10 +26,14 @@ below, so a Keras upgrade that breaks one fails there first, by name.
   timings are taken without op determinism, then it is restored
   (`op_determinism_off`).
 - TensorFlow's eager `context.function_call_options` (the Grappler
-  configuration a function call carries; `tf.config.optimizer` cannot
-  switch off the memory optimizer and acts on the whole process): calls
-  of a frozen graph skip two Grappler passes that cost seconds on its
-  constants and change nothing on a CPU (`frozen_graph_call_options`).
+  configuration a function call carries; `tf.config.optimizer` acts on
+  every function of the process): calls of a frozen graph skip Grappler,
+  which `freeze_function` has already run (`frozen_graph_call_options`).
+- TensorFlow's `grappler.tf_optimizer.OptimizeGraph` (Grappler on a
+  `GraphDef`, as the runtime runs it on a function's first call): a
+  frozen graph is optimized once when it is frozen, so that serving it
+  does not pay for passes over its constants at start-up
+  (`grappler_optimized_graph_def`).
 """
 
 import contextlib
@@ -37,9 +41,11 @@ import contextlib
 import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import rewriter_config_pb2
 from tensorflow.python.eager import context as tf_context
 from tensorflow.python.framework import config as tf_config
+from tensorflow.python.grappler import tf_optimizer
 
 
 def model_strategy(model):
@@ -158,19 +164,19 @@ def op_determinism_off():
 
 @contextlib.contextmanager
 def frozen_graph_call_options():
-    """Calls a frozen graph in its block without two Grappler passes.
+    """Calls a frozen graph in its block without TensorFlow's Grappler.
 
     TensorFlow optimizes a function with Grappler on its first call. On a
-    graph that holds its weights as constants (`freeze_function`), the
-    layout optimizer and the memory optimizer cost seconds (ResNet-101
-    GFF+DFP: 3.4-3.6 s and 1.4-4.9 s of a 25 s first call,
-    docs/benchmarks.md) and change nothing on a CPU: the graph is NHWC
-    already, and the memory optimizer swaps only to GPU host memory.
-    Every other pass (constant folding, the remapper's fusions) runs as
-    configured. The setting is this thread's, for calls made in the
-    block; TensorFlow keys a function's optimized instance by it, so a
-    function must always be called with it or always without (each
-    mixture instantiates the graph again).
+    graph that holds its weights as constants, Grappler's passes walk and
+    copy those constants: ResNet-101 GFF+DFP spent 9-10 s of a 14-15 s
+    first call in them (docs/benchmarks.md). `freeze_function` runs
+    Grappler once when it freezes (`grappler_optimized_graph_def`), so
+    calls made in this block skip it; a frozen graph that was not
+    optimized then (an older export) still runs, a few percent slower.
+    The setting is this thread's, for calls made in the block; TensorFlow
+    keys a function's optimized instance by it, so a function must always
+    be called with it or always without (each mixture instantiates the
+    graph again).
 
     Yields:
         Nothing; restores the previous call options on exit.
@@ -178,9 +184,7 @@ def frozen_graph_call_options():
     context = tf_context.context()
     previous = context.function_call_options
     config = config_pb2.ConfigProto.FromString(previous.config_proto_serialized)
-    rewrites = config.graph_options.rewrite_options
-    rewrites.layout_optimizer = rewriter_config_pb2.RewriterConfig.OFF
-    rewrites.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
     context.function_call_options = tf_context.FunctionCallOptions(
         executor_type=previous.executor_type, config_proto=config
     )
@@ -188,3 +192,39 @@ def frozen_graph_call_options():
         yield
     finally:
         context.function_call_options = previous
+
+
+def grappler_optimized_graph_def(graph_def, inputs, outputs):
+    """Runs TensorFlow's graph optimizer (Grappler) on a `GraphDef` now.
+
+    The passes are the ones the runtime runs on a function's first call
+    (pruning, common subexpressions, constant folding, arithmetic and
+    dependency rewrites), except the layout optimizer and the memory
+    optimizer, which serve GPUs only. Nodes carry no device, so no
+    device-specific fusion is made and the graph stays one that any
+    TensorFlow runtime, converter or device can run.
+
+    Args:
+        graph_def: a `tf.compat.v1.GraphDef`. Consumed: it is cleared, so
+            that its copy of the weights can be freed.
+        inputs: names of the tensors fed (`"name:0"`); kept.
+        outputs: names of the tensors fetched; kept, under their names.
+
+    Returns:
+        The optimized `GraphDef`.
+    """
+    meta_graph = meta_graph_pb2.MetaGraphDef()
+    meta_graph.graph_def.CopyFrom(graph_def)
+    graph_def.Clear()
+    # Fetched nodes are kept under their names; the inputs are listed too,
+    # so that an input no output depends on is not pruned away.
+    meta_graph.collection_def["train_op"].node_list.value.extend(
+        name.split(":")[0] for name in [*inputs, *outputs]
+    )
+    config = config_pb2.ConfigProto()
+    rewrites = config.graph_options.rewrite_options
+    rewrites.layout_optimizer = rewriter_config_pb2.RewriterConfig.OFF
+    rewrites.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+    # Grappler leaves graphs under 4 nodes alone by default.
+    rewrites.min_graph_nodes = -1
+    return tf_optimizer.OptimizeGraph(config, meta_graph, verbose=False)

@@ -104,9 +104,8 @@ def test_op_determinism_flag_is_readable_and_can_be_set_aside():
     assert result.stdout.split() == ["False", "False", "True"]
 
 
-def test_frozen_graph_calls_skip_layout_and_memory_passes_only():
+def test_frozen_graph_calls_skip_grappler_and_change_nothing_else():
     from tensorflow.core.protobuf import config_pb2
-    from tensorflow.core.protobuf import rewriter_config_pb2
     from tensorflow.python.eager import context
 
     from gff_keras.evaluation import freeze_function
@@ -126,14 +125,9 @@ def test_frozen_graph_calls_skip_layout_and_memory_passes_only():
         inside = current()
         called_inside = frozen(images).numpy()
     rewrites = inside.graph_options.rewrite_options
-    assert rewrites.layout_optimizer == rewriter_config_pb2.RewriterConfig.OFF
-    assert (
-        rewrites.memory_optimization
-        == rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
-    )
+    assert rewrites.disable_meta_optimizer
     # Everything else is the thread's configuration as it was.
-    rewrites.ClearField("layout_optimizer")
-    rewrites.ClearField("memory_optimization")
+    rewrites.ClearField("disable_meta_optimizer")
     expected = config_pb2.ConfigProto.FromString(before.SerializeToString())
     expected.graph_options.rewrite_options.SetInParent()
     assert inside == expected
@@ -141,3 +135,38 @@ def test_frozen_graph_calls_skip_layout_and_memory_passes_only():
     np.testing.assert_allclose(
         called_inside, forward(images).numpy(), rtol=1e-5, atol=1e-6
     )
+
+
+def test_grappler_optimizes_a_graph_def_and_keeps_its_inputs_and_outputs():
+    from gff_keras.keras_internals import grappler_optimized_graph_def
+
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 4], "images")
+        tf.compat.v1.placeholder(tf.float32, [None], "unused")
+        weights = tf.constant(np.arange(8.0, dtype="float32").reshape(4, 2))
+        # A constant subgraph Grappler folds, behind identities it prunes.
+        scale = tf.math.rsqrt(tf.constant([4.0, 16.0]) + 0.0)
+        scaled = tf.identity(tf.identity(weights * scale))
+        tf.identity(tf.matmul(images, scaled), name="logits")
+    graph_def = graph.as_graph_def()
+    optimized = grappler_optimized_graph_def(
+        graph_def, ["images:0", "unused:0"], ["logits:0"]
+    )
+    assert not graph_def.node  # consumed: its weights can be freed
+    ops = {node.name: node.op for node in optimized.node}
+    assert ops["images"] == ops["unused"] == "Placeholder"
+    assert "Rsqrt" not in ops.values()
+    assert len(optimized.node) < len(graph.as_graph_def().node)
+    # No device was given, so no device-specific (underscored) op appears.
+    assert not [op for op in ops.values() if op.startswith("_")]
+    run = tf.compat.v1.wrap_function(
+        lambda: tf.compat.v1.import_graph_def(optimized, name=""), []
+    )
+    logits = run.prune(
+        run.graph.as_graph_element("images:0"),
+        run.graph.as_graph_element("logits:0"),
+    )
+    rows = np.ones((3, 4), "float32")
+    expected = rows @ (np.arange(8.0).reshape(4, 2) * [0.5, 0.25])
+    np.testing.assert_allclose(logits(tf.constant(rows)), expected, rtol=1e-6)

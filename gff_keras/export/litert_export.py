@@ -85,7 +85,8 @@ def export_litert(
             "confidence": tf.reduce_max(tf.nn.softmax(logits), axis=-1),
         }
 
-    frozen = freeze_function(segment.get_concrete_function())
+    # Left as traced: the converter runs its own graph optimizer.
+    frozen = freeze_function(segment.get_concrete_function(), optimize=False)
     with tempfile.TemporaryDirectory() as saved_model:
         # Through a SavedModel: the flatbuffer then keeps the signature's
         # input and output names.
