@@ -168,11 +168,11 @@ def frozen_graph_call_options():
 
     TensorFlow optimizes a function with Grappler on its first call. On a
     graph that holds its weights as constants, Grappler's passes walk and
-    copy those constants: ResNet-101 GFF+DFP spent 9-10 s of a 14-15 s
+    copy those constants: ResNet-101 GFF+DFP spent 8-10 s of a 12-15 s
     first call in them (docs/benchmarks.md). `freeze_function` runs
     Grappler once when it freezes (`grappler_optimized_graph_def`), so
     calls made in this block skip it; a frozen graph that was not
-    optimized then (an older export) still runs, a few percent slower.
+    optimized then (an export made before) still runs, about 10% slower.
     The setting is this thread's, for calls made in the block; TensorFlow
     keys a function's optimized instance by it, so a function must always
     be called with it or always without (each mixture instantiates the
@@ -194,7 +194,9 @@ def frozen_graph_call_options():
         context.function_call_options = previous
 
 
-def grappler_optimized_graph_def(graph_def, inputs, outputs):
+def grappler_optimized_graph_def(
+    graph_def, inputs: list[str], outputs: list[str]
+):
     """Runs TensorFlow's graph optimizer (Grappler) on a `GraphDef` now.
 
     The passes are the ones the runtime runs on a function's first call

@@ -6,7 +6,7 @@ from tensorflow.python.framework.convert_to_constants import (
 from gff_keras.keras_internals import grappler_optimized_graph_def
 
 
-def freeze_function(concrete_function, optimize=True):
+def freeze_function(concrete_function, optimize: bool = True):
     """Folds a concrete function's variables into constants for inference.
 
     TensorFlow's oneDNN convolution (the CPU default) reorders a filter
@@ -25,7 +25,7 @@ def freeze_function(concrete_function, optimize=True):
 
     TensorFlow optimizes a function with its graph optimizer (Grappler)
     on the function's first call, and over hundreds of megabytes of
-    constants that costs seconds (ResNet-101 GFF+DFP: 9-10 s on a 2-core
+    constants that costs seconds (ResNet-101 GFF+DFP: 8-10 s on a 2-core
     Xeon, against a 2 s forward). With `optimize` the frozen graph is
     optimized here, once, and callers skip the runtime pass
     (`gff_keras.keras_internals.frozen_graph_call_options`, used by the
