@@ -378,3 +378,10 @@ def test_frozen_export_matches_keras_and_holds_no_variables(tmp_path):
     assert_matches_keras(
         model, images, saved_model_cli_run(path, images, tmp_path)
     )
+    # Both signatures run one frozen copy of the model: the weights are
+    # stored once (a copy per signature doubled the file and loading
+    # time). Batch normalization is folded into the filters, and the
+    # auxiliary head is not served, so the copy is a little smaller.
+    weight_bytes = sum(4 * int(np.prod(w.shape)) for w in model.weights)
+    stored = os.path.getsize(os.path.join(path, "saved_model.pb"))
+    assert 0.8 * weight_bytes < stored < 1.2 * weight_bytes

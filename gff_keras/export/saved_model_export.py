@@ -133,31 +133,25 @@ def export_saved_model(
     def serve(inputs):
         return _segment(model, inputs, options)
 
+    # Tracing now raises argument errors before anything is written.
+    serve_images = serve.get_concrete_function()
+    if freeze:
+        serve_images = freeze_function(serve_images)
+
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
     )
     def serve_image_bytes(image_bytes):
-        images = _decode_batch(image_bytes)
-        if freeze:
-            # Freezing folds the variables a function reads itself, so
-            # each frozen signature holds its own copy of the model.
-            return _segment(model, images, options)
-        # A call of the other signature: the model is traced once and the
-        # SavedModel holds its graph once.
-        return serve(images)
+        # A call of the other signature: the SavedModel holds the model's
+        # graph (and, frozen, its weights) once.
+        return serve_images(_decode_batch(image_bytes))
 
-    # Tracing now raises argument errors before anything is written.
     signatures = {
-        SERVING_DEFAULT: serve.get_concrete_function(),
+        SERVING_DEFAULT: serve_images,
         SERVING_IMAGE_BYTES: serve_image_bytes.get_concrete_function(),
     }
     module = tf.Module()
-    if freeze:
-        signatures = {
-            name: freeze_function(function)
-            for name, function in signatures.items()
-        }
-    else:
+    if not freeze:
         # The variables the signatures read, as plain TensorFlow variables:
         # the TF1-style loader of TensorFlow Serving and `saved_model_cli
         # run` restores those, and not a tracked Keras model (tensorflow
