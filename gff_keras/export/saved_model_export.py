@@ -60,12 +60,14 @@ def export_saved_model(
     A file with a JPEG or PNG header that does not decode (truncated or
     corrupt) fails with the decoder's own message.
 
-    With `freeze=True` the weights are folded into the graphs as constants
+    With `freeze=True` the weights are folded into the graph as constants
     (`freeze_function`): the SavedModel has no variables and cannot be
     fine-tuned, but TensorFlow's oneDNN CPU kernels then keep the
     convolution filters in their fast blocked layout, which makes CPU
     serving about 1.2-1.4x faster (`docs/benchmarks.md`). GPU serving does
-    not gain.
+    not gain. The graph is optimized at export, so a server should call
+    it with TensorFlow's graph optimizer off (docs/serving.md;
+    `scripts/predict.py` does).
 
     The version is written under a temporary name and renamed when
     complete (local paths), so a running model server never loads a
